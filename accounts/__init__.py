@@ -1,0 +1,1 @@
+"""Brokers' CINC connections: the OAuth2 connect flow and the tokens."""

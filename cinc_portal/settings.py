@@ -1,0 +1,317 @@
+"""Settings for CINC Portal, read from the environment through django-environ.
+
+Every setting has a development default so that a fresh clone runs with no
+external service: SQLite under ``var/`` and a filesystem Celery broker. With
+``DEBUG=False`` the portal refuses to start unless ``SECRET_KEY``,
+``ALLOWED_HOSTS`` and ``TOKEN_ENCRYPTION_KEY`` are given. A secret may also be
+given as ``<NAME>_FILE``: the path of a file holding it (Docker secrets).
+"""
+
+import base64
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _secret(name, default=""):
+    """A secret from ``NAME``, or from the file named by ``NAME_FILE``."""
+    path = env.str(f"{name}_FILE", default="")
+    if path:
+        return Path(path).read_text().strip()
+    return env.str(name, default=default)
+
+
+DEBUG = env.bool("DEBUG", default=True)
+
+_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+SECRET_KEY = _secret("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+_token_key = _secret("TOKEN_ENCRYPTION_KEY", default="")
+
+if not DEBUG:
+    missing = [
+        name
+        for name, value in (
+            ("SECRET_KEY", SECRET_KEY),
+            ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+            ("TOKEN_ENCRYPTION_KEY", _token_key),
+        )
+        if not value
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            "DEBUG is False, so these settings are required: " + ", ".join(missing)
+        )
+
+if not SECRET_KEY:
+    SECRET_KEY = _DEV_SECRET_KEY
+if not ALLOWED_HOSTS:
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
+if not _token_key:
+    # Development only: a Fernet key derived from the (development) secret
+    # key, so a fresh clone runs without configuration.
+    _token_key = base64.urlsafe_b64encode(
+        hashlib.sha256(("tokens:" + SECRET_KEY).encode()).digest()
+    ).decode()
+
+# The first key encrypts; every key decrypts (rotation: put the new key in
+# TOKEN_ENCRYPTION_KEY, the old one in TOKEN_ENCRYPTION_PREVIOUS_KEYS, then run
+# `manage.py rotate_token_key`).
+TOKEN_ENCRYPTION_KEYS = [_token_key] + [
+    key for key in env.list("TOKEN_ENCRYPTION_PREVIOUS_KEYS", default=[]) if key
+]
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.humanize",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_filters",
+    "django_htmx",
+    "axes",
+    "accounts",
+    "leads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "cinc_portal.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.connections",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "cinc_portal.wsgi.application"
+
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+    ),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take SQLite's write lock at BEGIN, so
+    # `transaction.atomic()` serialises writers across processes (SQLite
+    # ignores SELECT ... FOR UPDATE). WAL lets readers run beside a writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA busy_timeout=30000;"
+            ),
+        }
+    )
+    # A file, not SQLite's shared in-memory database, so that tests with
+    # threads or a Celery worker lock like production does.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", 60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "leads:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="America/New_York")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=(
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.smtp.EmailBackend"
+    ),
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cinc-portal@localhost")
+
+# Sessions and cookies. SameSite=Lax (not Strict) so that the session cookie
+# comes back when CINC redirects the browser to the OAuth callback.
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True
+    )
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+if env.bool("USE_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content security policy: everything is served from our own origin (the
+# front-end assets are vendored under static/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", *env.list("CSP_FORM_ACTION", default=[])],
+    }
+}
+
+# Sign-in throttling (django-axes): a username/IP pair is locked out for a
+# while after repeated failures.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+
+# Celery. The embedded default is kombu's filesystem transport under var/, so
+# a laptop needs no Redis; CELERY_BROKER_URL or REDIS_URL switches to Redis.
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_QUEUE_DIR = VAR_DIR / "celery"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_QUEUE_DIR / "queue"),
+        "data_folder_out": str(CELERY_QUEUE_DIR / "queue"),
+        "processed_folder": str(CELERY_QUEUE_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TIMEZONE = "UTC"
+
+# CINC. The three URLs default to CINC's current production endpoints (see
+# ../shared/cinc-api/NOTES.md, note 2); `make run` points them at the sandbox.
+CINC_CLIENT_ID = env.str("CINC_CLIENT_ID", default="")
+CINC_CLIENT_SECRET = _secret("CINC_CLIENT_SECRET", default="")
+CINC_AUTHORIZE_URL = env.str(
+    "CINC_AUTHORIZE_URL", default="https://authv2.cincapi.com/integrator/authorize"
+)
+CINC_TOKEN_URL = env.str(
+    "CINC_TOKEN_URL", default="https://authv2.cincapi.com/integrator/token"
+)
+CINC_API_URL = env.str("CINC_API_URL", default="https://public.cincapi.com/v2/site")
+CINC_REDIRECT_URI = env.str(
+    "CINC_REDIRECT_URI", default="http://127.0.0.1:8000/cinc/callback/"
+)
+CINC_SCOPES = env.str("CINC_SCOPES", default="api:read api:create").split()
+CINC_SYNC_INTERVAL = env.int("CINC_SYNC_INTERVAL", default=15 * 60)
+# How the access token is sent: "authorization" (Authorization: Bearer, the
+# standard) or "bearer" (the documentation's literal `Bearer:` header).
+CINC_TOKEN_HEADER = env.str("CINC_TOKEN_HEADER", default="authorization")
+# Mailing-address zip key sent on lead creation: postal_or_zip or postal_code.
+CINC_ZIP_KEY = env.str("CINC_ZIP_KEY", default="postal_or_zip")
+CINC_USE_PKCE = env.bool("CINC_USE_PKCE", default=False)
+CINC_TIMEOUT = env.float("CINC_TIMEOUT", default=20.0)
+CINC_CONNECT_TIMEOUT = env.float("CINC_CONNECT_TIMEOUT", default=5.0)
+# The longest a worker sleeps in place for the rate limit; longer waits
+# reschedule the Celery task with a countdown.
+CINC_MAX_INLINE_WAIT = env.float("CINC_MAX_INLINE_WAIT", default=10.0)
+CINC_RATELIMIT_DIR = VAR_DIR / "ratelimit"
+OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "cinc_portal.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

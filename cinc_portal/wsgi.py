@@ -1,0 +1,9 @@
+"""WSGI entry point (gunicorn in production)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cinc_portal.settings")
+
+application = get_wsgi_application()
