@@ -135,7 +135,7 @@ class Sandbox:
         with self._pools_lock:
             if self._pools is None:
                 seed_value = self.seed_params.get("seed", seed.DEFAULT_SEED)
-                self._pools = seed.Pools(seed_value)
+                self._pools = seed.pools_for(seed_value)
             return self._pools
 
     def reset(self, params):

@@ -10,6 +10,7 @@ records do not change from one day to the next.
 """
 
 import datetime as dt
+import functools
 import random
 import unicodedata
 
@@ -187,6 +188,12 @@ class Pools:
         self.cities = [(fake.city(), fake.state_abbr()) for _ in range(size // 2)]
 
 
+@functools.lru_cache(maxsize=4)
+def pools_for(seed):
+    """The (read-only) pools of a seed; cached, as Faker is the slow part."""
+    return Pools(seed)
+
+
 def iso(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -252,9 +259,9 @@ class Generator:
 
     # -- records -----------------------------------------------------------
 
-    def agent(self, agent_id, *, email=None, name=None, status=None):
+    def agent(self, agent_id, *, email=None, status=None, status_in_contact=None):
         rng = self.rng
-        first, last = name or self.name()
+        first, last = self.name()
         contact = {
             "first_name": first,
             "last_name": last,
@@ -268,11 +275,13 @@ class Generator:
         if rng.random() < 0.7:
             contact["mailing_address"] = self.address("postal_or_zip")
         info = {"contact": contact}
-        if status is None and rng.random() < 0.95:
+        if status is None and (status_in_contact or rng.random() < 0.95):
             status = rng.choices(AGENT_STATUSES, AGENT_STATUS_WEIGHTS)[0]
         if status is not None:
             # NOTES 8: some agents carry their status inside info.contact.
-            if rng.random() < 0.15 and email is None:
+            if status_in_contact is None:
+                status_in_contact = email is None and rng.random() < 0.15
+            if status_in_contact:
                 contact["status"] = status
             else:
                 info["status"] = status
@@ -367,7 +376,11 @@ def _site(name, rng, pools, agent_count, lead_count, taken_emails, demo):
             email = DEMO_AGENT if demo else SECOND_AGENT
             record = gen.agent(agent_id, email=email, status="active")
         else:
-            record = gen.agent(agent_id, status="active" if broker else None)
+            record = gen.agent(
+                agent_id,
+                status="active" if broker else None,
+                status_in_contact=True if index == 3 else None,
+            )
         username = record["info"]["contact"]["email"]
         agents.append(
             {
@@ -403,7 +416,7 @@ def build_sites(
 ):
     """Both sites' records, the same for the same arguments."""
     rng = random.Random(seed)
-    pools = Pools(seed)
+    pools = pools_for(seed)
     taken_emails = set()  # agent sign-in names are unique across sites
     demo = _site(DEMO_SITE, rng, pools, agents, leads, taken_emails, demo=True)
     taken_emails = {a["username"] for a in demo["agents"]}
