@@ -154,7 +154,7 @@ class Sandbox:
         values, changed = self.knobs.update(update)
         if changed & {"window", "limit"}:
             self.limiter.configure(values["window"], values["limit"])
-        if "random_seed" in changed:
+        if "random_seed" in update:  # setting it (again) restarts the sequence
             with self._rng_lock:
                 self._rng.seed(values["random_seed"])
         return values

@@ -140,6 +140,7 @@ def start_sandbox(
     db_path = Path(db_path)
     log_path = Path(log_path) if log_path else db_path.with_suffix(".log")
     client = client_from_env(client_id, client_secret, redirect_uris)
+    knob_flags = _knob_flags(knobs)
     port_dir = tempfile.mkdtemp(prefix="sandbox-port-")
     port_file = os.path.join(port_dir, "port")
 
@@ -155,7 +156,7 @@ def start_sandbox(
     for name, value in seeding.items():
         if value is not None:
             command += ["--" + name.replace("_", "-"), str(int(value))]
-    command += _knob_flags(knobs)
+    command += knob_flags
 
     child_env = dict(os.environ if env is None else env)
     # The client travels in the environment, not on the visible command line.

@@ -72,11 +72,11 @@ def query_of(url):
 def exchange(sb, http):
     """POST the token endpoint with the client's credentials in the form."""
 
-    def post(**form):
+    def post(timeout=10, **form):
         data = {"client_id": sb.client_id, "client_secret": sb.client_secret}
         data.update(form)
         data = {k: v for k, v in data.items() if v is not None}
-        return http.post(sb.token_url, data=data, timeout=10)
+        return http.post(sb.token_url, data=data, timeout=timeout)
 
     return post
 
