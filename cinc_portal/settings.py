@@ -9,6 +9,7 @@ given as ``<NAME>_FILE``: the path of a file holding it (Docker secrets).
 
 import base64
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+(VAR_DIR / "test").mkdir(exist_ok=True)
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -143,10 +147,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # A file, not SQLite's shared in-memory database, so that tests with
     # threads or a Celery worker lock like production does.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # One file per test process, so parallel runs never share one.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(VAR_DIR / "test" / f"db-{os.getpid()}.sqlite3")
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Give up on an unreachable server after 2 s (libpq's minimum) instead of
+    # hanging a request or /healthz; `?connect_timeout=N` in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -172,7 +182,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# The image collects static files at build time; STATIC_ROOT moves them (tests).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -243,6 +254,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_VERBOSE = False
 
 # Celery. The embedded default is kombu's filesystem transport under var/, so
 # a laptop needs no Redis; CELERY_BROKER_URL or REDIS_URL switches to Redis.
@@ -295,23 +307,44 @@ CINC_MAX_INLINE_WAIT = env.float("CINC_MAX_INLINE_WAIT", default=10.0)
 CINC_RATELIMIT_DIR = VAR_DIR / "ratelimit"
 OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
 
+# Logging: one line per event on stdout. LOG_FORMAT=json (the default when
+# DEBUG is False) writes one JSON object per line, with the fields code passes
+# in `extra` (connection_id, sync_run_id); text is for a terminal. Every line
+# goes through the one handler, which masks token-looking values
+# (cinc_portal/logging.py). Django's, runserver's and gunicorn's loggers lose
+# their own handlers and propagate to it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "cinc_portal.logging.RedactSecretsFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {
+            "()": "cinc_portal.logging.TextFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "cinc_portal.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
             "filters": ["redact"],
         },
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        "django": {"handlers": [], "propagate": True, "level": "INFO"},
+        "django.server": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        "gunicorn.error": {"handlers": [], "propagate": True},
+        "gunicorn.access": {"handlers": [], "propagate": True},
         "urllib3": {"level": "WARNING"},
     },
 }
+# Celery workers keep the handler above instead of installing their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

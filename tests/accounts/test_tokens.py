@@ -33,7 +33,7 @@ def test_a_token_expiring_within_a_minute_is_refreshed_before_use(connection, sa
     assert token == connection.access_token != old_access
     assert connection.refresh_token != old_refresh  # rotated, and saved
     assert connection.token_expires_at > timezone.now() + timedelta(minutes=30)
-    assert sandbox.control.stats()["grants"]["refresh_token"] == 1
+    assert sandbox.control.stats()["token_grants"]["refresh_token"] == 1
 
 
 def test_a_fresh_token_is_used_as_it_is(connection, sandbox):
@@ -42,7 +42,7 @@ def test_a_fresh_token_is_used_as_it_is(connection, sandbox):
     token = services.connection_access_token(connection_id=connection.pk)
 
     assert token == connection.access_token
-    assert sandbox.control.stats()["grants"]["refresh_token"] == 0
+    assert sandbox.control.stats()["token_grants"]["refresh_token"] == 0
 
 
 def test_a_401_refreshes_once_and_the_call_succeeds(connection, sandbox):
@@ -53,7 +53,7 @@ def test_a_401_refreshes_once_and_the_call_succeeds(connection, sandbox):
     me = client.me()
 
     assert me["id"] == "AGENT_MDID0"
-    assert sandbox.control.stats()["grants"]["refresh_token"] == 1
+    assert sandbox.control.stats()["token_grants"]["refresh_token"] == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -85,7 +85,7 @@ def test_twenty_threads_on_an_expired_connection_cause_one_refresh(
     assert failures == []
     assert len(tokens) == 20
     assert len(set(tokens)) == 1
-    assert sandbox.control.stats()["grants"]["refresh_token"] == 1
+    assert sandbox.control.stats()["token_grants"]["refresh_token"] == 1
     connection.refresh_from_db()
     assert connection.access_token == tokens[0]
 
@@ -105,7 +105,7 @@ def test_a_revoked_refresh_token_needs_reconnect_and_stops_asking(
     connection.refresh_from_db()
     assert connection.status == Connection.Status.NEEDS_RECONNECT
     assert connection.access_token_ciphertext == ""
-    assert sandbox.control.stats()["grants"]["refresh_token"] == 0
+    assert sandbox.control.stats()["token_grants"]["refresh_token"] == 0
     page = broker_client.get(reverse("leads:dashboard"))
     assert b"needs reconnecting" in page.content
     assert reverse("accounts:cinc-reconnect", args=[connection.uuid]).encode() in page.content
