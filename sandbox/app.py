@@ -21,7 +21,7 @@ from sandbox.web import html_response, json_response
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "cinc-portal-dev"
-DEFAULT_CLIENT_SECRET = "cinc-portal-dev-secret"
+DEFAULT_CLIENT_SECRET = "cinc-portal-dev-secret"  # noqa: S105 - public dev value
 DEFAULT_REDIRECT_URIS = (
     "http://127.0.0.1:8000/cinc/callback/",
     "http://localhost:8000/cinc/callback/",

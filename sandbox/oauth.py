@@ -23,7 +23,7 @@ from sandbox.web import add_query, html_response, json_response, redirect
 logger = logging.getLogger(__name__)
 
 AUTHORIZE_PATH = "/integrator/authorize"
-TOKEN_PATH = "/integrator/token"
+TOKEN_PATH = "/integrator/token"  # noqa: S105 - a URL path
 KNOWN_SCOPES = ("api:read", "api:create", "api:update", "api:delete", "api:event")
 DEFAULT_SCOPE = "api:read"
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -336,13 +336,14 @@ def _refresh_grant(app, form):
 
 def token(app, request):
     knobs = app.knobs.snapshot()
-    if knobs["token_fail"] == "slow" and knobs["token_delay"] > 0:
+    fault = knobs["token_fail"]
+    if fault == "slow" and knobs["token_delay"] > 0:
         time.sleep(knobs["token_delay"])
-    elif knobs["token_fail"] == "500":
+    elif fault == "500":
         app.stats.bump("token_errors")
         app.stats.bump("token_errors_by_code", "server_error")
         return json_response(500, {"error": "server_error"}, NO_STORE)
-    elif knobs["token_fail"] == "400":
+    elif fault == "400":
         return _token_error(app, 400, "invalid_grant", "injected failure")
 
     form = request.form()

@@ -18,7 +18,7 @@ from faker import Faker
 
 DEMO_SITE = "demo"
 SECOND_SITE = "second"
-SANDBOX_PASSWORD = "sandbox"
+SANDBOX_PASSWORD = "sandbox"  # noqa: S105 - the documented sandbox login
 DEMO_BROKER = "buum@cu.com"
 DEMO_AGENT = "agent@demo.test"
 SECOND_BROKER = "broker@second.test"
