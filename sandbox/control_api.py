@@ -9,6 +9,7 @@ import ipaddress
 import json
 import secrets
 import time
+import urllib.parse
 
 from sandbox import oauth, seed
 from sandbox.knobs import KnobError
@@ -81,7 +82,7 @@ def handle(app, request):
     if not is_loopback(request.client_ip):
         body = {"error": "forbidden", "message": "the control API is loopback only"}
         return json_response(403, body)
-    parts = [p for p in request.path.split("/") if p][1:]
+    parts = [urllib.parse.unquote(p) for p in request.path.split("/") if p][1:]
     try:
         return _dispatch(app, request, parts)
     except ControlError as exc:

@@ -69,7 +69,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self):
         started = time.perf_counter()
-        split = urllib.parse.urlsplit(self.path)
+        # Not urlsplit: a path starting with "//" would be read as a host.
+        path, _, query = self.path.partition("#")[0].partition("?")
         body, problem = self._read_body()
         if problem is not None:
             self.close_connection = True
@@ -77,8 +78,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             request = Request(
                 method=self.command,
-                path=split.path,
-                query=urllib.parse.parse_qs(split.query, keep_blank_values=True),
+                path=path,
+                query=urllib.parse.parse_qs(query, keep_blank_values=True),
                 headers=self.headers,
                 body=body,
                 client_ip=self.client_address[0],
@@ -86,13 +87,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 response = self.server.app.handle(request)
             except Exception:
-                logger.exception("unhandled error: %s %s", self.command, split.path)
+                logger.exception("unhandled error: %s %s", self.command, path)
                 response = json_response(500, {"error": "internal_error"})
         self._send(response)
         logger.info(
             "%s %s %s %.1fms",
             self.command,
-            split.path,
+            path,
             response.status,
             (time.perf_counter() - started) * 1000,
         )

@@ -134,11 +134,11 @@ def lead_errors(body, existing_agent_ids):
     if "registered_date" in body and parse_date(body["registered_date"]) is None:
         errors.add("registered_date", "must be an ISO 8601 date and time")
     info = body.get("info")
+    if info is None:
+        errors.add("info.contact.email", "is required")
+        return list(errors)
     if not isinstance(info, dict):
-        errors.add(
-            "info" if info is not None else "info.contact.email",
-            ("must be an object" if info is not None else "is required"),
-        )
+        errors.add("info", "must be an object")
         return list(errors)
     contact = info.get("contact")
     if not isinstance(contact, dict):
@@ -164,13 +164,11 @@ def normalise_lead(body, lead_id, now):
     info = copy.deepcopy(body["info"])
     contact = info["contact"]
     contact["email"] = contact["email"].strip()
-    for flag, keys in (
-        ("is_buyer", ("buyer", "buyer_info")),
-        (
-            "is_seller",
-            ("seller", "seller_info"),
-        ),
-    ):
+    wishes = {
+        "is_buyer": ("buyer", "buyer_info"),
+        "is_seller": ("seller", "seller_info"),
+    }
+    for flag, keys in wishes.items():
         value = info.get(flag)
         if value is None:
             value = any(key in info for key in keys)
