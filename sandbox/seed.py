@@ -36,18 +36,9 @@ POOL_SIZE = 300
 
 AGENT_STATUSES = ("active", "inactive", "onvacation", "disabled", "deleted")
 AGENT_STATUS_WEIGHTS = (70, 8, 7, 5, 5)
-LEAD_STATUSES = (
-    "unworked",
-    "new",
-    "attempted contact",
-    "nurture",
-    "hot",
-    "active",
-    "under contract",
-    "closed",
-    "archived",
-)
-LEAD_STATUS_WEIGHTS = (20, 15, 15, 15, 8, 10, 5, 7, 5)
+# The documented lead statuses (the API restricts them to these four).
+LEAD_STATUSES = ("unworked", "inprogress", "closed", "trash")
+LEAD_STATUS_WEIGHTS = (35, 40, 15, 10)
 SOURCES = (
     "Facebook",
     "Zillow",
