@@ -20,6 +20,7 @@ from cinc.errors import (
     NotFound,
     OAuthError,
     Unauthorized,
+    UpstreamError,
 )
 from cinc.oauth import (
     build_authorize_url,
@@ -232,6 +233,34 @@ def test_revoked_token_raises_unauthorized_after_one_refresh(site):
     assert refreshes == [1]
 
 
+@pytest.mark.parametrize(
+    "knobs, error, kind",
+    [
+        ({"token_fail": "500"}, UpstreamError, "server_error"),
+        ({"token_fail": "slow", "token_delay": 1.0}, UpstreamError, "timeout"),
+        ({"token_fail": "400"}, OAuthError, None),
+    ],
+)
+def test_token_endpoint_faults_are_typed(site, knobs, error, kind):
+    refresh_token = site.control.issue_tokens(BROKER)["refresh_token"]
+    site.control.config(**knobs)
+
+    with pytest.raises(error) as caught:
+        refresh_tokens(
+            None,
+            site.token_url,
+            client_id=site.client_id,
+            client_secret=site.client_secret,
+            refresh_token=refresh_token,
+            timeout=(2, 0.3),
+        )
+
+    if kind:
+        assert caught.value.kind == kind
+    else:
+        assert caught.value.permanent is True
+
+
 # Reads
 
 
@@ -368,6 +397,16 @@ def test_walk_survives_early_429s_and_server_errors(site):
     assert counter.count("retry") == stats["injected_5xx"]
 
 
+def test_walk_survives_answers_slower_than_the_timeout(site):
+    site.control.config(slow_rate=0.4, slow_seconds=0.5, random_seed=3)
+    client = make_client(site, issue(site), timeout=(2, 0.25))
+
+    leads = list(client.iter_leads(page_size=20))
+
+    assert ids(leads) == ids(site.control.leads())
+    assert site.control.stats()["slow"] > 0
+
+
 # Lead creation
 
 
@@ -421,6 +460,19 @@ def test_create_lead_with_postal_code_key(site):
     result = client.create_lead(payload)
 
     assert parse_lead(client.lead(result.id)).zip == "31324"
+
+
+def test_post_that_times_out_is_not_sent_twice(site):
+    site.control.config(post_stall_seconds=0.6)
+    client = make_client(site, issue(site), timeout=(2, 0.25))
+
+    with pytest.raises(UpstreamError) as caught:
+        client.create_lead(new_lead())
+
+    assert caught.value.kind == "timeout"
+    assert site.control.stats()["requests"]["lead_create"] == 1
+    emails = [lead["info"]["contact"]["email"] for lead in site.control.leads()]
+    assert emails.count("zoe.createur@example.test") == 1
 
 
 def test_create_lead_with_invalid_fields_lists_them(site):
