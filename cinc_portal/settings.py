@@ -307,6 +307,17 @@ CINC_MAX_INLINE_WAIT = env.float("CINC_MAX_INLINE_WAIT", default=10.0)
 CINC_RATELIMIT_DIR = VAR_DIR / "ratelimit"
 OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
 
+# Celery beat (after the CINC settings, whose interval it uses): queue a sync
+# of every active connection every CINC_SYNC_INTERVAL seconds; the same task
+# closes runs that stopped without finishing.
+CELERY_BEAT_SCHEDULE = {
+    "sync-all-connections": {
+        "task": "leads.tasks.sync_all_connections_task",
+        "schedule": timedelta(seconds=CINC_SYNC_INTERVAL),
+        "options": {"expires": CINC_SYNC_INTERVAL},
+    },
+}
+
 # Logging: one line per event on stdout. LOG_FORMAT=json (the default when
 # DEBUG is False) writes one JSON object per line, with the fields code passes
 # in `extra` (connection_id, sync_run_id); text is for a terminal. Every line

@@ -273,7 +273,9 @@ class SyncRunPage(models.Model):
     records no longer found can be marked removed when the walk completes.
     """
 
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="seen_pages")
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.CASCADE, related_name="seen_pages"
+    )
     phase = models.CharField(max_length=10, choices=SyncRun.Phase.choices)
     offset = models.PositiveIntegerField()
     cinc_ids = models.JSONField(default=list)

@@ -1,0 +1,1179 @@
+"""The sync: mirror one connection's CINC agents and leads into the database.
+
+A run checks access (``me``), walks every page of agents, then every page of
+leads, then finishes: what the complete walk no longer found is marked
+removed, and the run succeeds. Each page is written in its own transaction
+together with the run's progress (``phase`` and ``next_offset``) and the ids
+the page held (a ``SyncRunPage`` row). So a run that stops - a long
+rate-limit wait that reschedules the task, a crash, an upstream failure -
+leaves a consistent mirror, and a resumed run continues after the last page
+it committed.
+
+Public functions:
+
+- ``sync_start(connection=)``: the connection's active run, or a new queued
+  run whose Celery task is sent when the transaction commits.
+- ``sync_connection(connection_id=, sync_run_id=None, progress=None)``: claim
+  and run (or resume) a run in this process; used by the task and by the
+  ``cinc_sync`` command.
+- ``sync_resume_later(run=, countdown=)``: send the task of a run that
+  stopped for a long rate-limit wait again, with a countdown.
+- ``sync_close_stale(connection=None)``: close runs that stopped showing
+  signs of life, so none stays "running" forever.
+- ``upsert_agents`` / ``upsert_leads``: the bulk write of raw CINC records,
+  also used by lead refresh and lead creation.
+"""
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import DataError, IntegrityError, transaction
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import Connection
+from accounts.services import ConnectionUnavailable, connection_client
+from cinc.errors import (
+    CincError,
+    MalformedResponse,
+    MissingScope,
+    NotBroker,
+    NotFound,
+    RateLimited,
+    RecordError,
+    UpstreamError,
+)
+from cinc.records import parse_agent, parse_lead
+
+from .models import Agent, Lead, LeadChange, SyncRun, SyncRunPage
+
+logger = logging.getLogger(__name__)
+
+# Records asked for per page (CINC's maximum).
+PAGE_SIZE = 500
+# Pages per phase before a run gives up (1,000,000 records at 500 a page):
+# a server that never sends a short page cannot keep a run going forever.
+MAX_PAGES = 2000
+# Up to this many records missing from a complete walk are looked up one by
+# one before being marked removed: offset paging skips a row when a record
+# before it is deleted mid-walk. More than this looks like a real mass
+# removal and is not worth the requests.
+CONFIRM_REMOVALS_UP_TO = 25
+# Unreadable records named in the run's error text (all are counted).
+MAX_ERROR_NOTES = 5
+# How often the run's request counters and heartbeat are saved between pages.
+HEARTBEAT_SECONDS = 5.0
+# A run without a sign of life for this long is closed as failed; the
+# setting CINC_SYNC_STALE_AFTER (seconds) overrides it.
+STALE_AFTER_SECONDS = 600
+# A rescheduled run may be claimed this early (clock skew, countdown rounding).
+WAKE_SLACK = timedelta(seconds=2)
+# Ids per ``IN (...)`` query, under SQLite's smallest variable limit.
+ID_CHUNK = 500
+# Part of every content hash: bump it when the columns computed from a record
+# change, so that the next sync rewrites every row once.
+COLUMNS_VERSION = 1
+
+ACTIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
+Phase = SyncRun.Phase
+
+
+# Writing records -------------------------------------------------------------
+
+
+@dataclass
+class UpsertCounts:
+    """What one batch of raw records did to the mirror.
+
+    ``ids`` holds every CINC id in the batch, including those of records
+    that could not be read, so a complete walk does not mark them removed.
+    """
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    history: int = 0
+    errors: list = field(default_factory=list)
+    ids: list = field(default_factory=list)
+
+    @property
+    def record_errors(self):
+        return len(self.errors)
+
+    @property
+    def seen(self):
+        return self.created + self.updated + self.unchanged + len(self.errors)
+
+
+def content_hash(raw):
+    """SHA-256 of the record as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(
+        [COLUMNS_VERSION, raw],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+AGENT_FIELDS = [
+    "registered_at",
+    "first_name",
+    "last_name",
+    "email",
+    "cell_phone",
+    "home_phone",
+    "work_phone",
+    "office_phone",
+    "street",
+    "city",
+    "state",
+    "zip_code",
+    "status",
+]
+LEAD_FIELDS = AGENT_FIELDS + [
+    "source",
+    "is_buyer",
+    "is_seller",
+    "buyer_median_price",
+    "buyer_average_price",
+    "buyer_favorite_city",
+    "buyer_timeline",
+    "seller_timeline",
+    "primary_agent_cinc_id",
+    "listing_agent_cinc_id",
+    "partner_cinc_id",
+    "search_text",
+]
+# Written on every create or update; never uuid, connection, cinc_id or
+# first_seen_at.
+STATE_FIELDS = ["raw", "content_hash", "changed_at", "removed_at"]
+AGENT_WRITE_FIELDS = AGENT_FIELDS + STATE_FIELDS
+LEAD_WRITE_FIELDS = (
+    LEAD_FIELDS + ["primary_agent", "listing_agent", "partner"] + STATE_FIELDS
+)
+# Lead columns whose changes become LeadChange rows.
+HISTORY = (
+    (LeadChange.Field.STATUS, "status"),
+    (LeadChange.Field.PRIMARY_AGENT, "primary_agent_cinc_id"),
+    (LeadChange.Field.LISTING_AGENT, "listing_agent_cinc_id"),
+    (LeadChange.Field.PARTNER, "partner_cinc_id"),
+)
+AGENT_ROLES = (
+    ("primary_agent", "primary_agent_cinc_id"),
+    ("listing_agent", "listing_agent_cinc_id"),
+    ("partner", "partner_cinc_id"),
+)
+MONEY_LIMIT = Decimal(10) ** 12  # max_digits=14, decimal_places=2
+CENT = Decimal("0.01")
+
+
+def _contact_columns(record):
+    return {
+        "registered_at": record.registered_at,
+        "first_name": record.first_name or "",
+        "last_name": record.last_name or "",
+        "email": record.email or "",
+        "cell_phone": record.cell_phone or "",
+        "home_phone": record.home_phone or "",
+        "work_phone": record.work_phone or "",
+        "office_phone": record.office_phone or "",
+        "street": record.street or "",
+        "city": record.city or "",
+        "state": record.state or "",
+        "zip_code": record.zip or "",
+        "status": record.status or "",
+    }
+
+
+def _agent_columns(record):
+    return _fit(Agent, _contact_columns(record))
+
+
+def _lead_columns(record):
+    columns = _contact_columns(record)
+    columns.update(
+        source=record.source or "",
+        is_buyer=record.is_buyer,
+        is_seller=record.is_seller,
+        buyer_median_price=_money(record.buyer_median_price),
+        buyer_average_price=_money(record.buyer_average_price),
+        buyer_favorite_city=record.favorite_city or "",
+        buyer_timeline=record.buyer_timeline or "",
+        seller_timeline=record.seller_timeline or "",
+        primary_agent_cinc_id=record.primary_agent_id or "",
+        listing_agent_cinc_id=record.listing_agent_id or "",
+        partner_cinc_id=record.partner_agent_id or "",
+    )
+    columns = _fit(Lead, columns)
+    columns["search_text"] = _search_text(columns)
+    return columns
+
+
+def _search_text(columns):
+    phones = (columns[kind] for kind in ("cell_phone", "home_phone", "work_phone"))
+    digits = ["".join(ch for ch in phone if ch.isdigit()) for phone in phones]
+    digits.append("".join(ch for ch in columns["office_phone"] if ch.isdigit()))
+    parts = [columns["first_name"], columns["last_name"], columns["email"], *digits]
+    return " ".join(part for part in parts if part).lower()
+
+
+def _money(value):
+    """A price that fits the column, or None (the raw record keeps it)."""
+    if value is None:
+        return None
+    try:
+        value = value.quantize(CENT)
+    except InvalidOperation:
+        return None
+    return value if abs(value) < MONEY_LIMIT else None
+
+
+def _fit(model, columns):
+    """Cut strings to their column's length and drop NUL characters, which
+    PostgreSQL refuses; the raw record keeps the value as sent."""
+    for name, value in columns.items():
+        if isinstance(value, str):
+            limit = model._meta.get_field(name).max_length
+            value = value.replace("\x00", "")
+            columns[name] = value[:limit] if limit else value
+    return columns
+
+
+def _parse_batch(records, parse, model):
+    """Parse raw records; de-duplicated by id, the last copy wins."""
+    counts = UpsertCounts()
+    parsed = {}
+    limit = model._meta.get_field("cinc_id").max_length
+    for raw in records:
+        try:
+            record = parse(raw)
+            if len(record.id) > limit:
+                raise RecordError(f"id longer than {limit} characters")
+        except RecordError as exc:
+            counts.errors.append(exc)
+            record_id = _raw_id(raw)
+            if record_id and len(record_id) <= limit:
+                counts.ids.append(record_id)
+            continue
+        parsed[record.id] = record
+    counts.ids = list(dict.fromkeys([*counts.ids, *parsed]))
+    return parsed, counts
+
+
+def _raw_id(raw):
+    """The id of a raw record as the parser reads it, or None."""
+    value = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _chunks(items, size=ID_CHUNK):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _existing(model, connection, ids, fields):
+    rows = {}
+    for chunk in _chunks(ids):
+        query = model.objects.filter(connection=connection, cinc_id__in=chunk)
+        rows.update((row.cinc_id, row) for row in query.only(*fields))
+    return rows
+
+
+def _store(model, rows, fields):
+    """Insert or update ``rows`` in bulk; return {cinc_id: reason} of rows
+    the database refused (each is then tried on its own)."""
+    if not rows:
+        return {}
+    options = {
+        "update_conflicts": True,
+        "unique_fields": ["connection", "cinc_id"],
+        "update_fields": fields,
+    }
+    try:
+        with transaction.atomic():
+            model.objects.bulk_create(rows, **options)
+        return {}
+    except (DataError, IntegrityError):
+        pass
+    refused = {}
+    for row in rows:
+        try:
+            with transaction.atomic():
+                model.objects.bulk_create([row], **options)
+        except (DataError, IntegrityError) as exc:
+            refused[row.cinc_id] = type(exc).__name__
+    return refused
+
+
+def _tally(counts, rows, existing, refused):
+    for row in rows:
+        if row.cinc_id in refused:
+            reason = f"the database refused it ({refused[row.cinc_id]})"
+            counts.errors.append(RecordError(reason, record_id=row.cinc_id))
+        elif row.cinc_id in existing:
+            counts.updated += 1
+        else:
+            counts.created += 1
+
+
+def upsert_agents(*, connection, records, sync_run=None):
+    """Write one batch (a page) of raw CINC agent records; return counts.
+
+    One transaction: one query loads the existing rows, one bulk upsert
+    writes the new and changed ones; unchanged agents are not written.
+    """
+    parsed, counts = _parse_batch(records, parse_agent, Agent)
+    now = timezone.now()
+    with transaction.atomic():
+        existing = _existing(
+            Agent,
+            connection,
+            parsed,
+            ["cinc_id", "content_hash", "changed_at", "removed_at"],
+        )
+        rows = []
+        for cinc_id, record in parsed.items():
+            digest = content_hash(record.raw)
+            old = existing.get(cinc_id)
+            if old is not None and old.content_hash == digest and not old.removed_at:
+                counts.unchanged += 1
+                continue
+            changed = old is None or old.content_hash != digest
+            rows.append(
+                Agent(
+                    connection=connection,
+                    cinc_id=cinc_id,
+                    raw=record.raw,
+                    content_hash=digest,
+                    first_seen_at=now,
+                    changed_at=now if changed else old.changed_at,
+                    removed_at=None,
+                    **_agent_columns(record),
+                )
+            )
+        refused = _store(Agent, rows, AGENT_WRITE_FIELDS)
+    _tally(counts, rows, existing, refused)
+    return counts
+
+
+def upsert_leads(*, connection, records, sync_run=None):
+    """Write one batch (a page) of raw CINC lead records; return counts.
+
+    One transaction: one query loads the existing rows, one resolves the
+    assigned agents to mirrored agents, one bulk upsert writes the new and
+    changed leads (unchanged leads are not written at all), one bulk insert
+    writes the history of changed status and assignments.
+    """
+    parsed, counts = _parse_batch(records, parse_lead, Lead)
+    now = timezone.now()
+    history_fields = [name for _, name in HISTORY]
+    with transaction.atomic():
+        existing = _existing(
+            Lead,
+            connection,
+            parsed,
+            ["cinc_id", "content_hash", "changed_at", "removed_at"]
+            + history_fields
+            + ["primary_agent_id", "listing_agent_id", "partner_id"],
+        )
+        columns = {cinc_id: _lead_columns(r) for cinc_id, r in parsed.items()}
+        agents = _agent_pks(connection, columns.values())
+
+        rows, history = [], []
+        for cinc_id, record in parsed.items():
+            values = columns[cinc_id]
+            links = {
+                role: agents.get(values[cinc_field]) for role, cinc_field in AGENT_ROLES
+            }
+            digest = content_hash(record.raw)
+            old = existing.get(cinc_id)
+            if old is not None and _lead_unchanged(old, digest, links):
+                counts.unchanged += 1
+                continue
+            changed = old is None or old.content_hash != digest
+            rows.append(
+                Lead(
+                    connection=connection,
+                    cinc_id=cinc_id,
+                    raw=record.raw,
+                    content_hash=digest,
+                    first_seen_at=now,
+                    changed_at=now if changed else old.changed_at,
+                    removed_at=None,
+                    **{f"{role}_id": pk for role, pk in links.items()},
+                    **values,
+                )
+            )
+            if old is not None and changed:
+                history += _lead_history(old, values, now, sync_run)
+
+        refused = _store(Lead, rows, LEAD_WRITE_FIELDS)
+        history = [change for change in history if change.lead.cinc_id not in refused]
+        LeadChange.objects.bulk_create(history)
+    _tally(counts, rows, existing, refused)
+    counts.history = len(history)
+    return counts
+
+
+def _agent_pks(connection, lead_columns):
+    wanted = {
+        values[cinc_field]
+        for values in lead_columns
+        for _, cinc_field in AGENT_ROLES
+        if values[cinc_field]
+    }
+    found = {}
+    for chunk in _chunks(sorted(wanted)):
+        query = Agent.objects.filter(connection=connection, cinc_id__in=chunk)
+        found.update(query.values_list("cinc_id", "pk"))
+    return found
+
+
+def _lead_unchanged(old, digest, links):
+    return (
+        old.content_hash == digest
+        and old.removed_at is None
+        and all(getattr(old, f"{role}_id") == pk for role, pk in links.items())
+    )
+
+
+def _lead_history(old, values, now, sync_run):
+    return [
+        LeadChange(
+            lead=old,
+            field=change_field,
+            old_value=getattr(old, name),
+            new_value=values[name],
+            changed_at=now,
+            sync_run=sync_run,
+        )
+        for change_field, name in HISTORY
+        if getattr(old, name) != values[name]
+    ]
+
+
+# Starting and closing runs ---------------------------------------------------
+
+
+def _stale_after():
+    return timedelta(
+        seconds=getattr(settings, "CINC_SYNC_STALE_AFTER", STALE_AFTER_SECONDS)
+    )
+
+
+def _active_run(connection):
+    return (
+        SyncRun.objects.filter(
+            connection=connection, kind=SyncRun.Kind.FULL, status__in=ACTIVE_STATUSES
+        )
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def _lock_connection(connection_id):
+    """Lock the connection's row for this transaction; return its status."""
+    rows = Connection.objects.select_for_update().filter(pk=connection_id)
+    return rows.values_list("status", flat=True).first()
+
+
+def _mirrored_count(connection):
+    agents = Agent.objects.filter(connection=connection, removed_at=None).count()
+    leads = Lead.objects.filter(connection=connection, removed_at=None).count()
+    return agents + leads
+
+
+def sync_start(*, connection):
+    """The connection's active (queued or running) sync, or a new queued one.
+
+    A new run's task is sent when the transaction commits. Stale runs are
+    closed first. Raises ``ConnectionUnavailable`` when the connection is
+    not active (it needs reconnecting or was disconnected).
+    """
+    sync_close_stale(connection=connection)
+    with transaction.atomic():
+        # The row lock (PostgreSQL) or the IMMEDIATE transaction (SQLite)
+        # makes "look for an active run, else create one" one step.
+        status = _lock_connection(connection.pk)
+        if status != Connection.Status.ACTIVE:
+            raise ConnectionUnavailable(_inactive_message(status))
+        run = _active_run(connection)
+        if run is not None:
+            return run
+        run = SyncRun.objects.create(
+            connection=connection,
+            kind=SyncRun.Kind.FULL,
+            status=SyncRun.Status.QUEUED,
+            expected_records=_mirrored_count(connection),
+        )
+        transaction.on_commit(lambda: _send_task(connection.pk, run.pk))
+    logger.info(
+        "Sync %s of connection %s queued",
+        run.pk,
+        connection.pk,
+        extra=_extra(connection.pk, run.pk),
+    )
+    return run
+
+
+def _send_task(connection_id, run_id, countdown=None):
+    """Queue the sync task; a run whose task cannot be queued is failed."""
+    from .tasks import sync_connection_task
+
+    try:
+        sync_connection_task.apply_async(
+            args=[connection_id, run_id], countdown=countdown
+        )
+    except Exception:  # the broker may be down; say so on the run.
+        logger.exception(
+            "Could not queue sync %s of connection %s",
+            run_id,
+            connection_id,
+            extra=_extra(connection_id, run_id),
+        )
+        SyncRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).update(
+            status=SyncRun.Status.FAILED,
+            finished_at=timezone.now(),
+            waiting_until=None,
+            error="The sync could not be queued: the task queue did not answer. "
+            "The next scheduled sync will try again.",
+        )
+        return False
+    return True
+
+
+def sync_resume_later(*, run, countdown):
+    """Send the run's task again in ``countdown`` seconds (after a commit)."""
+    transaction.on_commit(
+        lambda: _send_task(run.connection_id, run.pk, countdown=countdown)
+    )
+
+
+def sync_close_stale(*, connection=None):
+    """Close runs that stopped showing signs of life as failed; return how
+    many were closed.
+
+    A running run is stale when its heartbeat (saved with every page) is
+    older than the timeout; a queued run when it was not started within the
+    timeout. A run waiting for the rate limit is not stale before its wait
+    ended.
+    """
+    now = timezone.now()
+    cutoff = now - _stale_after()
+    runs = SyncRun.objects.filter(kind=SyncRun.Kind.FULL)
+    if connection is not None:
+        runs = runs.filter(connection=connection)
+    runs = runs.annotate(
+        last_sign=Coalesce("heartbeat_at", "started_at", "created_at"),
+        wake=Coalesce("waiting_until", "created_at"),
+    ).filter(last_sign__lt=cutoff, wake__lt=cutoff)
+    minutes = round(_stale_after().total_seconds() / 60)
+    running = runs.filter(status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.FAILED,
+        finished_at=now,
+        waiting_until=None,
+        error=f"The sync stopped without finishing: no sign of life for "
+        f"{minutes} minutes (the worker was probably stopped or restarted). "
+        "The mirror keeps every page synced before that; nothing was marked "
+        "removed. The next sync starts over.",
+    )
+    queued = runs.filter(status=SyncRun.Status.QUEUED).update(
+        status=SyncRun.Status.FAILED,
+        finished_at=now,
+        waiting_until=None,
+        error=f"The sync was queued but no worker started it within {minutes} "
+        "minutes. Is a Celery worker running?",
+    )
+    if running or queued:
+        logger.warning(
+            "Closed %s stale running and %s stale queued sync runs",
+            running,
+            queued,
+            extra={"connection_id": connection.pk if connection else None},
+        )
+    return running + queued
+
+
+def _inactive_message(status):
+    if status == Connection.Status.NEEDS_RECONNECT:
+        return "This CINC connection needs reconnecting before it can sync."
+    if status is None:
+        return "This CINC connection no longer exists."
+    return "This CINC connection is disconnected."
+
+
+def _extra(connection_id, run_id=None):
+    return {"connection_id": connection_id, "sync_run_id": run_id}
+
+
+# Running a sync --------------------------------------------------------------
+
+
+@dataclass
+class SyncOutcome:
+    """What ``sync_connection`` did.
+
+    ``run`` is None when there was nothing to do here (connection gone or
+    inactive, run finished, running elsewhere, or not due yet).
+    ``retry_in`` (seconds) is set when the run stopped for a long rate-limit
+    wait: it is queued again with ``waiting_until`` and must be resumed
+    (the task re-enqueues itself with this countdown).
+    """
+
+    run: SyncRun | None = None
+    retry_in: int | None = None
+
+
+def sync_connection(*, connection_id, sync_run_id=None, progress=None):
+    """Claim and run (or resume) a sync of one connection in this process.
+
+    Without ``sync_run_id`` the connection's active run is used, or a new
+    one created. Only a queued run that is due can be claimed, so a second
+    delivery of the same task does nothing. ``progress(run)`` is called
+    after every page. Failures end the run (FAILED or PARTIAL, with the
+    reason in ``run.error``); they are not raised, unexpected ones are
+    logged with their traceback.
+    """
+    connection = Connection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        logger.info(
+            "Sync of connection %s skipped: the connection is gone",
+            connection_id,
+            extra=_extra(connection_id, sync_run_id),
+        )
+        return SyncOutcome()
+    if not connection.is_active:
+        _close_for_inactive(connection, sync_run_id)
+        return SyncOutcome()
+
+    run = _claim(connection, sync_run_id)
+    if run is None:
+        return SyncOutcome()
+    return _Sync(connection, run, progress).execute()
+
+
+def _close_for_inactive(connection, run_id):
+    logger.info(
+        "Sync of connection %s skipped: the connection is %s",
+        connection.pk,
+        connection.status,
+        extra=_extra(connection.pk, run_id),
+    )
+    runs = SyncRun.objects.filter(connection=connection, status__in=ACTIVE_STATUSES)
+    if run_id is not None:
+        runs = runs.filter(pk=run_id)
+    runs.update(
+        status=SyncRun.Status.FAILED,
+        finished_at=timezone.now(),
+        waiting_until=None,
+        error=_inactive_message(connection.status),
+    )
+
+
+def _claim(connection, run_id):
+    """The run, now RUNNING and ours; None when it is not ours to run."""
+    now = timezone.now()
+    with transaction.atomic():
+        if _lock_connection(connection.pk) != Connection.Status.ACTIVE:
+            return None
+        if run_id is None:
+            run = _active_run(connection)
+            if run is None:
+                run = SyncRun.objects.create(
+                    connection=connection,
+                    kind=SyncRun.Kind.FULL,
+                    expected_records=_mirrored_count(connection),
+                )
+        else:
+            run = SyncRun.objects.filter(
+                pk=run_id, connection=connection, kind=SyncRun.Kind.FULL
+            ).first()
+        if run is None or run.status != SyncRun.Status.QUEUED:
+            why = "it is gone" if run is None else f"it is {run.status}"
+            logger.info(
+                "Sync %s of connection %s not started here: %s",
+                run_id if run is None else run.pk,
+                connection.pk,
+                why,
+                extra=_extra(connection.pk, run_id if run is None else run.pk),
+            )
+            return None
+        if run.waiting_until and run.waiting_until > now + WAKE_SLACK:
+            logger.info(
+                "Sync %s of connection %s not started: waiting until %s",
+                run.pk,
+                connection.pk,
+                run.waiting_until.isoformat(),
+                extra=_extra(connection.pk, run.pk),
+            )
+            return None
+
+        first_start = run.started_at is None
+        claimed = SyncRun.objects.filter(
+            pk=run.pk, status=SyncRun.Status.QUEUED
+        ).update(
+            status=SyncRun.Status.RUNNING,
+            started_at=run.started_at or now,
+            heartbeat_at=now,
+            waiting_until=None,
+        )
+        if not claimed:
+            return None
+        if first_start:
+            Connection.objects.filter(pk=connection.pk).update(last_sync_attempt_at=now)
+    run.refresh_from_db()
+    logger.info(
+        "Sync %s of connection %s %s (phase %s, offset %s)",
+        run.pk,
+        connection.pk,
+        "started" if first_start else "resumed",
+        run.phase,
+        run.next_offset,
+        extra=_extra(connection.pk, run.pk),
+    )
+    return run
+
+
+class _RunLost(Exception):
+    """The run was closed by someone else (a stale-run sweep): stop."""
+
+
+class _WalkIncomplete(Exception):
+    """The walk cannot finish (repeated pages, page cap): the run is PARTIAL."""
+
+
+PROGRESS_FIELDS = (
+    "phase",
+    "next_offset",
+    "heartbeat_at",
+    "pages",
+    "requests",
+    "records_seen",
+    "created",
+    "updated",
+    "unchanged",
+    "removed",
+    "record_errors",
+    "rate_limited",
+    "retries",
+    "expected_records",
+    "error",
+)
+EVENT_FIELDS = ("requests", "rate_limited", "retries", "heartbeat_at")
+
+
+class _Sync:
+    """One claimed run, executed from its stored phase and offset."""
+
+    def __init__(self, connection, run, progress):
+        self.connection = connection
+        self.run = run
+        self.progress = progress
+        self.notes = [line for line in run.error.splitlines() if line]
+        self.client = None
+
+    # Saving the run. Every save is conditional on the run still RUNNING, so
+    # a run closed meanwhile by the stale sweep is never written again.
+
+    def _save(self, fields, **changes):
+        values = {name: getattr(self.run, name) for name in fields}
+        values.update(changes)
+        return (
+            SyncRun.objects.filter(
+                pk=self.run.pk, status=SyncRun.Status.RUNNING
+            ).update(**values)
+            == 1
+        )
+
+    def _save_or_stop(self, fields=PROGRESS_FIELDS, **changes):
+        # While the run goes on, its error text lists the unreadable records.
+        self.run.error = "\n".join(self.notes)
+        if not self._save(fields, **changes):
+            raise _RunLost
+
+    def on_event(self, kind, **info):
+        """The client's callback: count requests, 429s and retries."""
+        if kind == "request":
+            self.run.requests += 1
+        elif kind == "rate_limited":
+            self.run.rate_limited += 1
+        elif kind == "retry":
+            self.run.retries += 1
+        else:
+            return
+        now = timezone.now()
+        last = self.run.heartbeat_at
+        if last is None or (now - last).total_seconds() >= HEARTBEAT_SECONDS:
+            self.run.heartbeat_at = now
+            self._save(EVENT_FIELDS)
+
+    def _snapshot(self):
+        return {name: getattr(self.run, name) for name in PROGRESS_FIELDS}
+
+    def _restore(self, snapshot, notes):
+        for name, value in snapshot.items():
+            setattr(self.run, name, value)
+        self.notes = notes
+
+    # The run.
+
+    def execute(self):
+        self.client = connection_client(
+            connection=self.connection, on_event=self.on_event
+        )
+        try:
+            self._phases()
+        except _RunLost:
+            logger.warning(
+                "Sync %s of connection %s was closed while it ran; stopped",
+                self.run.pk,
+                self.connection.pk,
+                extra=self._extra(),
+            )
+            return SyncOutcome()
+        except RateLimited as exc:
+            return self._reschedule(exc)
+        except _WalkIncomplete as exc:
+            self._end(SyncRun.Status.PARTIAL, str(exc))
+        except ConnectionUnavailable as exc:
+            self._end(
+                SyncRun.Status.FAILED,
+                f"{exc} The sync stopped; reconnect the site to sync again.",
+            )
+        except (NotBroker, MissingScope) as exc:
+            self._needs_reconnect(exc)
+        except MalformedResponse as exc:
+            self._end(
+                SyncRun.Status.FAILED,
+                f"CINC sent an answer the portal cannot read ({exc}). The pages "
+                "synced before it were kept and nothing was marked removed; "
+                "the next sync tries again.",
+            )
+        except UpstreamError as exc:
+            self._end(
+                SyncRun.Status.FAILED,
+                f"CINC did not answer properly, even after retries ({exc}). "
+                "The pages synced before it were kept; the next scheduled sync "
+                "tries again.",
+            )
+        except CincError as exc:
+            self._end(SyncRun.Status.FAILED, f"CINC refused a request ({exc}).")
+        except Exception as exc:
+            logger.exception(
+                "Sync %s of connection %s failed unexpectedly",
+                self.run.pk,
+                self.connection.pk,
+                extra=self._extra(),
+            )
+            self._end(
+                SyncRun.Status.FAILED,
+                f"The sync stopped on an unexpected error ({type(exc).__name__}); "
+                "it is in the worker's log. The pages synced before it were kept.",
+            )
+        finally:
+            self.client.session.close()
+        return SyncOutcome(run=self.run)
+
+    def _phases(self):
+        if self.run.phase == Phase.ME:
+            self.client.me()
+            self.run.phase = Phase.AGENTS
+            self.run.next_offset = 0
+            self.run.heartbeat_at = timezone.now()
+            self._save_or_stop()
+        if self.run.phase == Phase.AGENTS:
+            self._walk(Phase.AGENTS)
+        if self.run.phase == Phase.LEADS:
+            self._walk(Phase.LEADS)
+        if self.run.phase == Phase.FINISHING:
+            self._finish()
+
+    def _walk(self, phase):
+        """Page through agents or leads from ``run.next_offset`` to the end."""
+        if phase == Phase.AGENTS:
+            fetch, upsert = self.client.agents_page, upsert_agents
+        else:
+            fetch, upsert = self.client.leads_page, upsert_leads
+        pages = list(
+            SyncRunPage.objects.filter(run=self.run, phase=phase).values_list(
+                "cinc_ids", flat=True
+            )
+        )
+        seen = {cinc_id for ids in pages for cinc_id in ids}
+        done = len(pages)
+
+        while True:
+            if done >= MAX_PAGES:
+                raise _WalkIncomplete(
+                    f"Stopped after {MAX_PAGES} pages of {phase}: CINC kept "
+                    "sending full pages. Nothing was marked removed."
+                )
+            offset = self.run.next_offset
+            page = fetch(offset, PAGE_SIZE)
+            full = bool(page.items) and len(page.items) >= page.limit
+            fresh = [
+                item
+                for item in page.items
+                if _raw_id(item) is None or _raw_id(item) not in seen
+            ]
+            if full and not fresh:
+                raise _WalkIncomplete(
+                    f"CINC answered the page of {phase} at offset {offset} with "
+                    f"{phase} it had already sent, so the walk stopped there "
+                    "(paging would not end). Nothing was marked removed."
+                )
+            counts = self._write_page(phase, offset, page, fresh, full, upsert)
+            seen.update(counts.ids)
+            done += 1
+            self._report()
+            if not full:
+                return
+
+    def _write_page(self, phase, offset, page, fresh, full, upsert):
+        snapshot, notes = self._snapshot(), list(self.notes)
+        try:
+            with transaction.atomic():
+                counts = upsert(
+                    connection=self.connection, records=fresh, sync_run=self.run
+                )
+                SyncRunPage.objects.create(
+                    run=self.run, phase=phase, offset=offset, cinc_ids=counts.ids
+                )
+                if phase == Phase.AGENTS:
+                    self._name_connection(counts.ids)
+                self._count(counts, more=full or phase == Phase.AGENTS)
+                self.run.pages += 1
+                if full:
+                    self.run.next_offset = offset + len(page.items)
+                else:
+                    self.run.phase = (
+                        Phase.LEADS if phase == Phase.AGENTS else Phase.FINISHING
+                    )
+                    self.run.next_offset = 0
+                self._save_or_stop()
+        except BaseException:
+            self._restore(snapshot, notes)
+            raise
+        return counts
+
+    def _count(self, counts, *, more):
+        run = self.run
+        run.records_seen += counts.seen
+        run.created += counts.created
+        run.updated += counts.updated
+        run.unchanged += counts.unchanged
+        run.record_errors += counts.record_errors
+        run.heartbeat_at = timezone.now()
+        estimate = run.records_seen + (PAGE_SIZE if more else 0)
+        run.expected_records = max(run.expected_records, estimate)
+        for error in counts.errors:
+            if len(self.notes) >= MAX_ERROR_NOTES:
+                break
+            self.notes.append(str(error))
+        if counts.errors:
+            logger.warning(
+                "Sync %s of connection %s: %s records could not be read",
+                run.pk,
+                self.connection.pk,
+                counts.record_errors,
+                extra=self._extra(),
+            )
+
+    def _name_connection(self, ids):
+        own = self.connection.cinc_agent_id
+        if self.connection.cinc_agent_name or own not in ids:
+            return
+        agent = Agent.objects.filter(connection=self.connection, cinc_id=own).first()
+        if agent is not None and agent.full_name:
+            name = agent.full_name[
+                : Connection._meta.get_field("cinc_agent_name").max_length
+            ]
+            Connection.objects.filter(pk=self.connection.pk, cinc_agent_name="").update(
+                cinc_agent_name=name
+            )
+            self.connection.cinc_agent_name = name
+
+    def _finish(self):
+        """Mark what the complete walk did not find as removed; succeed."""
+        removals = {}
+        for phase, model, fetch, upsert in (
+            (Phase.AGENTS, Agent, self.client.agent, upsert_agents),
+            (Phase.LEADS, Lead, self.client.lead, upsert_leads),
+        ):
+            missing = self._missing(phase, model)
+            if len(missing) <= CONFIRM_REMOVALS_UP_TO:
+                missing = self._confirm(missing, fetch, upsert)
+            removals[model] = list(missing.values())
+
+        now = timezone.now()
+        error = self._error_text()
+        with transaction.atomic():
+            for model, pks in removals.items():
+                for chunk in _chunks(pks):
+                    self.run.removed += model.objects.filter(
+                        pk__in=chunk, removed_at=None
+                    ).update(removed_at=now)
+            self.run.phase = Phase.DONE
+            self.run.heartbeat_at = now
+            self._save_or_stop(
+                status=SyncRun.Status.SUCCEEDED,
+                finished_at=now,
+                waiting_until=None,
+                error=error,
+            )
+            Connection.objects.filter(pk=self.connection.pk).update(last_synced_at=now)
+        self.run.status = SyncRun.Status.SUCCEEDED
+        self.run.finished_at = now
+        self.run.error = error
+        self._report()
+        logger.info(
+            "Sync %s of connection %s succeeded: %s records, %s created, "
+            "%s updated, %s unchanged, %s removed, %s unreadable, %s requests, "
+            "%s rate limited, %s retries",
+            self.run.pk,
+            self.connection.pk,
+            self.run.records_seen,
+            self.run.created,
+            self.run.updated,
+            self.run.unchanged,
+            self.run.removed,
+            self.run.record_errors,
+            self.run.requests,
+            self.run.rate_limited,
+            self.run.retries,
+            extra=self._extra(),
+        )
+
+    def _missing(self, phase, model):
+        """{cinc_id: pk} of mirrored records the walk of ``phase`` missed."""
+        seen = set()
+        pages = SyncRunPage.objects.filter(run=self.run, phase=phase)
+        for ids in pages.values_list("cinc_ids", flat=True):
+            seen.update(ids)
+        active = model.objects.filter(connection=self.connection, removed_at=None)
+        return {
+            cinc_id: pk
+            for cinc_id, pk in active.values_list("cinc_id", "pk").iterator()
+            if cinc_id not in seen
+        }
+
+    def _confirm(self, missing, fetch, upsert):
+        """Ask CINC for each missing record: a 404 confirms the removal;
+        a record found was skipped by the walk (rows shifted) and is
+        written instead."""
+        confirmed = {}
+        for cinc_id, pk in missing.items():
+            try:
+                raw = fetch(cinc_id)
+            except NotFound:
+                confirmed[cinc_id] = pk
+                continue
+            snapshot, notes = self._snapshot(), list(self.notes)
+            try:
+                with transaction.atomic():
+                    counts = upsert(
+                        connection=self.connection, records=[raw], sync_run=self.run
+                    )
+                    self._count(counts, more=False)
+                    self._save_or_stop()
+            except BaseException:
+                self._restore(snapshot, notes)
+                raise
+        return confirmed
+
+    def _error_text(self, failure=None):
+        """The run's error: the failure first, then the unreadable records."""
+        lines = [failure] if failure else []
+        if self.run.record_errors:
+            lines.append(
+                f"{self.run.record_errors} records CINC sent could not be read; "
+                "they were counted and not stored:"
+            )
+            lines += self.notes
+            hidden = self.run.record_errors - len(self.notes)
+            if hidden > 0:
+                lines.append(f"… and {hidden} more.")
+        return "\n".join(lines)
+
+    def _end(self, status, message):
+        """End the run as FAILED or PARTIAL with ``message`` first in error."""
+        now = timezone.now()
+        self.run.status = status
+        self.run.finished_at = now
+        self.run.waiting_until = None
+        self.run.heartbeat_at = now
+        self.run.error = self._error_text(message)
+        self._save(PROGRESS_FIELDS + ("status", "finished_at", "waiting_until"))
+        logger.warning(
+            "Sync %s of connection %s ended %s in phase %s: %s",
+            self.run.pk,
+            self.connection.pk,
+            status,
+            self.run.phase,
+            message,
+            extra=self._extra(),
+        )
+        self._report()
+
+    def _needs_reconnect(self, exc):
+        reason = (
+            "the CINC user who connected is no longer a broker"
+            if isinstance(exc, NotBroker)
+            else "CINC no longer grants the portal read access (api:read)"
+        )
+        message = f"CINC refused the sync: {reason}. Reconnect the site to resume."
+        Connection.objects.filter(pk=self.connection.pk).update(
+            status=Connection.Status.NEEDS_RECONNECT,
+            last_error=message,
+            last_error_at=timezone.now(),
+        )
+        self._end(SyncRun.Status.FAILED, message)
+
+    def _reschedule(self, exc):
+        """Stop for a long rate-limit wait: queue the run again for later."""
+        now = timezone.now()
+        retry_at = exc.retry_at
+        if retry_at is None:
+            retry_at = now + timedelta(seconds=exc.retry_after or 20)
+        retry_at = max(retry_at, now + timedelta(seconds=1))
+        self.run.waiting_until = retry_at
+        self.run.heartbeat_at = now
+        self.run.error = "\n".join(self.notes)
+        saved = self._save(
+            PROGRESS_FIELDS + ("waiting_until",), status=SyncRun.Status.QUEUED
+        )
+        if not saved:
+            return SyncOutcome()
+        self.run.status = SyncRun.Status.QUEUED
+        retry_in = math.ceil((retry_at - now).total_seconds()) + 1
+        logger.info(
+            "Sync %s of connection %s waits %ss for the rate limit (%s at offset %s)",
+            self.run.pk,
+            self.connection.pk,
+            retry_in,
+            self.run.phase,
+            self.run.next_offset,
+            extra=self._extra(),
+        )
+        self._report()
+        return SyncOutcome(run=self.run, retry_in=retry_in)
+
+    def _report(self):
+        if self.progress is not None:
+            self.progress(self.run)
+
+    def _extra(self):
+        return _extra(self.connection.pk, self.run.pk)
