@@ -29,6 +29,9 @@ Every call:
 ``on_event(kind, **info)`` is told of every ``request``, ``rate_limited``
 (a 429), ``retry`` and ``wait`` (a limiter sleep), so the sync can count
 them.
+
+A client holds one ``requests`` session: use one client per thread (they
+may share a ``RateLimiter``).
 """
 
 from __future__ import annotations
@@ -190,25 +193,35 @@ class CincClient:
         return {**data, "username": username or "", "roles": list(roles)}
 
     def agents_page(self, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
+        """One page of raw agent records (for resumable walks)."""
         return self._page("agents", offset, limit)
 
     def leads_page(self, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
+        """One page of raw lead records (for resumable walks)."""
         return self._page("leads", offset, limit)
 
     def iter_agents(
         self, page_size: int = PAGE_SIZE, *, max_pages: int = MAX_PAGES
     ) -> Iterator[dict]:
+        """Every agent once, walking by offset until a short or empty page.
+
+        Raises ``MalformedResponse`` when a full page brings no new id (the
+        server repeats itself) or after ``max_pages`` pages.
+        """
         return self._walk(self.agents_page, "agents", page_size, max_pages)
 
     def iter_leads(
         self, page_size: int = PAGE_SIZE, *, max_pages: int = MAX_PAGES
     ) -> Iterator[dict]:
+        """Every lead once; see ``iter_agents``."""
         return self._walk(self.leads_page, "leads", page_size, max_pages)
 
     def agent(self, agent_id: str) -> dict:
+        """One raw agent record; ``NotFound`` if there is none."""
         return self._one("agent", "agents", agent_id)
 
     def lead(self, lead_id: str) -> dict:
+        """One raw lead record; ``NotFound`` if there is none."""
         return self._one("lead", "leads", lead_id)
 
     def create_lead(self, payload: dict) -> CreateResult:
