@@ -1,12 +1,420 @@
-"""The broker's pages. Thin: parse input, call a selector or service, render."""
+"""The broker's pages. Thin: parse input, call a selector or service, render.
 
+Every view needs a signed-in broker and reads only that broker's rows
+(``leads.selectors``); another broker's uuid is a 404. Query parameters are
+bookmarkable and untrusted: a value that does not parse is ignored with a
+message on the page, never a 500.
+"""
+
+import csv
+import logging
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors as connection_selectors
+from accounts.models import Connection
+from accounts.services import ConnectionUnavailable
+from cinc import errors as cinc_errors
+
+from . import creation, selectors, services, sync
+from .filters import LEAD_SORTS, AgentFilter, LeadFilter
+from .forms import LeadForm
+from .models import Agent, SyncRun
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+MAX_PAGE_PARAM = 9
+CSV_CHUNK = 2000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+# Dashboard --------------------------------------------------------------------
 
 
 @login_required
+@require_GET
 def dashboard(request):
-    connections = connection_selectors.connection_list(broker=request.user)
-    return render(request, "leads/dashboard.html", {"connections": connections})
+    connections = selectors.connection_cards(broker=request.user)
+    counts = selectors.lead_counts(broker=request.user) if connections else None
+    weekly = selectors.weekly_new_leads(broker=request.user) if connections else []
+    context = {
+        "connections": connections,
+        "counts": counts,
+        "recent_leads": selectors.recent_leads(broker=request.user) if counts else [],
+        "first_sync_running": any(c.active_run for c in connections),
+        "chart_data": {
+            "labels": [row["week"].strftime("%b %-d") for row in weekly],
+            "counts": [row["count"] for row in weekly],
+        },
+        "weekly": weekly,
+    }
+    return render(request, "leads/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def sync_start(request, uuid):
+    connection = connection_selectors.connection_get(broker=request.user, uuid=uuid)
+    before = selectors.sync_run_latest(connection=connection)
+    try:
+        run = sync.sync_start(connection=connection)
+    except ConnectionUnavailable as exc:
+        messages.error(request, f"{exc} Reconnect it to sync.")
+        return redirect("leads:dashboard")
+    run.refresh_from_db(fields=["status", "error"])
+    if before is not None and run.pk == before.pk:
+        messages.info(request, "A sync of this site is already under way.")
+    elif run.status == SyncRun.Status.FAILED:
+        messages.error(request, run.error or "The sync could not be queued.")
+    else:
+        messages.success(request, "Sync queued. Its progress shows below.")
+    return redirect(reverse("leads:dashboard") + f"#connection-{connection.uuid}")
+
+
+@login_required
+@require_GET
+def sync_progress(request, uuid):
+    connection = connection_selectors.connection_get(broker=request.user, uuid=uuid)
+    run = selectors.sync_run_latest(connection=connection)
+    return render(
+        request,
+        "leads/_sync_progress.html",
+        {"connection": connection, "run": run, "polled": True},
+    )
+
+
+# Leads ----------------------------------------------------------------------
+
+
+def _check_owned(request, model, name):
+    """404 for a well-formed uuid in ``name`` that is not the broker's."""
+    value = request.GET.get(name)
+    if value:
+        selectors.owned_uuid(broker=request.user, model=model, value=value)
+
+
+def _lead_filter(request):
+    _check_owned(request, Connection, "connection")
+    _check_owned(request, Agent, "agent")
+    return LeadFilter(
+        request.GET,
+        queryset=selectors.lead_base(broker=request.user),
+        broker=request.user,
+    )
+
+
+def _page(request, queryset, problems):
+    raw = request.GET.get("page", "1")
+    number = 1
+    if raw.isascii() and raw.isdigit() and len(raw) <= MAX_PAGE_PARAM:
+        number = max(1, int(raw))
+    else:
+        problems.append(f"Page: “{raw[:20]}” is not a page number; showing page 1.")
+    paginator = Paginator(queryset, PAGE_SIZE)
+    if number > paginator.num_pages:
+        if paginator.count:
+            problems.append(
+                f"Page {number} does not exist; showing the last page "
+                f"({paginator.num_pages})."
+            )
+        number = paginator.num_pages
+    page = paginator.page(number)
+    page.elided_range = list(
+        paginator.get_elided_page_range(number, on_each_side=2, on_ends=1)
+    )
+    return page
+
+
+def _sort_columns(current, sorts):
+    """For each sortable column: the sort to link to, and aria-sort."""
+    columns = {}
+    for key in sorts:
+        if current == key:
+            columns[key] = {"next": f"-{key}", "aria": "ascending"}
+        elif current == f"-{key}":
+            columns[key] = {"next": key, "aria": "descending"}
+        else:
+            columns[key] = {"next": key, "aria": "none"}
+    return columns
+
+
+@login_required
+@require_GET
+def lead_list(request):
+    lead_filter = _lead_filter(request)
+    problems = lead_filter.problems()
+    queryset = selectors.lead_rows(lead_filter.qs)
+    page = _page(request, queryset, problems)
+    connections = list(connection_selectors.connection_list(broker=request.user))
+    context = {
+        "filter": lead_filter,
+        "form": lead_filter.form,
+        "page": page,
+        "problems": problems,
+        "columns": _sort_columns(lead_filter.current_sort, LEAD_SORTS),
+        "connections": connections,
+        "several_connections": len(connections) > 1,
+        "filtered": any(
+            value for key, value in request.GET.items() if key not in ("page", "sort")
+        ),
+        "syncing": connections
+        and SyncRun.objects.filter(
+            connection__broker=request.user,
+            status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
+        ).exists(),
+    }
+    return render(request, "leads/lead_list.html", context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def neutralise(value):
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+CSV_COLUMNS = (
+    ("CINC id", lambda lead: lead.cinc_id),
+    ("Registered", lambda lead: _local(lead.registered_at)),
+    ("First name", lambda lead: lead.first_name),
+    ("Last name", lambda lead: lead.last_name),
+    ("Email", lambda lead: lead.email),
+    ("Cell phone", lambda lead: lead.cell_phone),
+    ("Home phone", lambda lead: lead.home_phone),
+    ("Work phone", lambda lead: lead.work_phone),
+    ("Office phone", lambda lead: lead.office_phone),
+    ("Street", lambda lead: lead.street),
+    ("City", lambda lead: lead.city),
+    ("State", lambda lead: lead.state),
+    ("ZIP", lambda lead: lead.zip_code),
+    ("Status", lambda lead: lead.status),
+    ("Source", lambda lead: lead.source),
+    ("Buyer", lambda lead: "yes" if lead.is_buyer else "no"),
+    ("Median price", lambda lead: lead.buyer_median_price),
+    ("Average price", lambda lead: lead.buyer_average_price),
+    ("Favorite city", lambda lead: lead.buyer_favorite_city),
+    ("Buying timeline", lambda lead: lead.buyer_timeline),
+    ("Seller", lambda lead: "yes" if lead.is_seller else "no"),
+    ("Selling timeline", lambda lead: lead.seller_timeline),
+    ("Primary agent", lambda lead: _agent_name(lead.primary_agent)),
+    ("Listing agent", lambda lead: _agent_name(lead.listing_agent)),
+    ("Partner", lambda lead: _agent_name(lead.partner)),
+    ("CINC site", lambda lead: lead.connection.cinc_username),
+    ("Removed in CINC", lambda lead: _local(lead.removed_at)),
+)
+
+
+def _local(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _agent_name(agent):
+    return str(agent) if agent is not None else ""
+
+
+def _csv_rows(queryset):
+    writer = csv.writer(_Echo())
+    yield writer.writerow([label for label, _ in CSV_COLUMNS])
+    for lead in queryset.iterator(chunk_size=CSV_CHUNK):
+        yield writer.writerow([neutralise(value(lead)) for _, value in CSV_COLUMNS])
+
+
+@login_required
+@require_GET
+def lead_export(request):
+    lead_filter = _lead_filter(request)
+    queryset = selectors.lead_export_rows(lead_filter.qs)
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        _csv_rows(queryset), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def lead_detail(request, uuid):
+    lead = selectors.lead_get(broker=request.user, uuid=uuid)
+    context = {
+        "lead": lead,
+        "history": selectors.lead_history(lead=lead),
+        "writes": selectors.lead_writes(lead=lead),
+    }
+    return render(request, "leads/lead_detail.html", context)
+
+
+@login_required
+@require_POST
+def lead_refresh(request, uuid):
+    lead = selectors.lead_get(broker=request.user, uuid=uuid)
+    try:
+        lead = services.lead_refresh(lead=lead, max_wait=creation.WEB_MAX_WAIT)
+    except ConnectionUnavailable as exc:
+        messages.error(request, f"{exc} The lead was not refreshed.")
+    except cinc_errors.RateLimited:
+        messages.error(
+            request, "CINC is busy (rate limit). Please try again in a few seconds."
+        )
+    except cinc_errors.CincError as exc:
+        logger.warning(
+            "Refresh of lead %s failed: %s",
+            lead.pk,
+            type(exc).__name__,
+            extra={"connection_id": lead.connection_id},
+        )
+        messages.error(request, f"CINC could not be asked for this lead ({exc}).")
+    else:
+        if lead.removed_at:
+            messages.warning(request, "CINC no longer has this lead.")
+        else:
+            messages.success(request, "Refreshed from CINC.")
+    return redirect("leads:detail", uuid=lead.uuid)
+
+
+# Agents -----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def agent_list(request):
+    _check_owned(request, Connection, "connection")
+    agent_filter = AgentFilter(
+        request.GET,
+        queryset=selectors.agent_list(broker=request.user),
+        broker=request.user,
+    )
+    problems = agent_filter.problems()
+    page = _page(request, agent_filter.qs, problems)
+    connections = list(connection_selectors.connection_list(broker=request.user))
+    context = {
+        "filter": agent_filter,
+        "form": agent_filter.form,
+        "page": page,
+        "problems": problems,
+        "columns": _sort_columns(
+            agent_filter.current_sort, ("name", "email", "status", "leads")
+        ),
+        "several_connections": len(connections) > 1,
+        "connections": connections,
+    }
+    return render(request, "leads/agent_list.html", context)
+
+
+@login_required
+@require_GET
+def agent_detail(request, uuid):
+    agent = selectors.agent_get(broker=request.user, uuid=uuid)
+    by_role = selectors.agent_leads(agent=agent)
+    roles = [
+        ("primary", "Primary agent", *by_role["primary_agent"]),
+        ("listing", "Listing agent", *by_role["listing_agent"]),
+        ("partner", "Partner", *by_role["partner"]),
+    ]
+    return render(request, "leads/agent_detail.html", {"agent": agent, "roles": roles})
+
+
+# New lead --------------------------------------------------------------------
+
+
+def _creating_connection(request, connections):
+    """The connection the form is for: the one named (404 if not the
+    broker's), else the first that may create leads, else the first."""
+    value = request.POST.get("connection") or request.GET.get("connection")
+    if value:
+        chosen = selectors.owned_uuid(
+            broker=request.user, model=Connection, value=value
+        )
+        if chosen is not None:
+            return chosen
+        messages.warning(request, "That CINC site link was not valid.")
+    for connection in connections:
+        if connection.can_create_leads:
+            return connection
+    return connections[0] if connections else None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lead_new(request):
+    connections = list(connection_selectors.connection_list(broker=request.user))
+    connection = _creating_connection(request, connections)
+    context = {"connections": connections, "connection": connection}
+    if connection is None or not connection.can_create_leads:
+        context["unavailable"] = (
+            creation.unavailable_reason(connection) if connection else None
+        )
+        return render(request, "leads/lead_new.html", context)
+
+    form = LeadForm(request.POST or None, connection=connection)
+    context["form"] = form
+    if request.method != "POST" or not form.is_valid() or "edit" in request.POST:
+        return render(request, "leads/lead_new.html", context)
+
+    data = form.lead_fields()
+    confirmed = "confirm" in request.POST
+    if confirmed and not creation.confirmation_valid(
+        token=request.POST.get("confirm_token"),
+        connection=connection,
+        broker=request.user,
+        data=data,
+    ):
+        messages.warning(
+            request,
+            "The confirmation has expired or the details changed. Please check "
+            "the differences again.",
+        )
+        confirmed = False
+    result = creation.lead_create(
+        connection=connection, broker=request.user, data=data, confirmed=confirmed
+    )
+    return _created_response(request, form, result, context)
+
+
+def _created_response(request, form, result, context):
+    outcome = result.outcome
+    if outcome in (creation.Outcome.CREATED, creation.Outcome.UPDATED):
+        level = messages.WARNING if result.surprise_update else messages.SUCCESS
+        messages.add_message(request, level, result.message)
+        if result.lead is not None:
+            return redirect("leads:detail", uuid=result.lead.uuid)
+        return redirect("leads:list")
+    if outcome == creation.Outcome.EXISTS:
+        context.update(
+            result=result,
+            confirm_token=creation.confirmation_token(
+                connection=context["connection"],
+                broker=request.user,
+                data=form.lead_fields(),
+            ),
+        )
+        return render(request, "leads/lead_new.html", context)
+    if outcome == creation.Outcome.INVALID:
+        form.apply_upstream_errors(result.errors)
+    elif outcome == creation.Outcome.UNKNOWN:
+        messages.warning(request, result.message)
+    elif outcome == creation.Outcome.REFUSED:
+        messages.error(request, result.message)
+        if result.lead is not None:
+            return redirect("leads:detail", uuid=result.lead.uuid)
+    else:
+        messages.error(request, result.message)
+    context["result"] = result
+    return render(request, "leads/lead_new.html", context)

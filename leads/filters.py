@@ -1,0 +1,319 @@
+"""The filters of the leads and agents lists, read from the URL.
+
+Every value arrives as text from a bookmark or a hand-edited URL. A value
+that does not parse is dropped with a message (the rest of the filter still
+applies); a uuid of another broker's connection or agent is a 404 (the
+views check that first, through ``selectors.owned_uuid``).
+"""
+
+import datetime as dt
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Connection
+
+from . import selectors
+from .models import Agent, Lead
+
+MAX_SEARCH = 100
+MAX_TEXT = 120
+YES_NO = [("", "Any"), ("yes", "Yes"), ("no", "No")]
+FIRST_DAY = dt.date(1900, 1, 1)
+LAST_DAY = dt.date(2999, 12, 31)
+
+# Sort keys a URL may name, and the columns they order by (a tie-breaker on
+# the primary key keeps paging stable).
+LEAD_SORTS = {
+    "registered": ("registered_at",),
+    "name": ("last_name", "first_name"),
+    "email": ("email",),
+    "status": ("status",),
+    "source": ("source",),
+    "city": ("city",),
+    "state": ("state",),
+}
+DEFAULT_LEAD_SORT = "-registered"
+AGENT_SORTS = {
+    "name": ("last_name", "first_name"),
+    "email": ("email",),
+    "status": ("status",),
+    "leads": ("primary_count",),
+}
+DEFAULT_AGENT_SORT = "name"
+
+
+def sort_choices(sorts):
+    choices = []
+    for key in sorts:
+        choices += [(key, key), (f"-{key}", f"-{key}")]
+    return choices
+
+
+def order_by(sorts, value):
+    descending = value.startswith("-")
+    columns = sorts[value.lstrip("-")]
+    prefix = "-" if descending else ""
+    return [f"{prefix}{column}" for column in columns] + [f"{prefix}pk"]
+
+
+def date_in_range(day):
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(
+            "Enter a date between %(first)s and %(last)s.",
+            code="date_out_of_range",
+            params={"first": FIRST_DAY.year, "last": LAST_DAY.year},
+        )
+
+
+class YesNoFilter(django_filters.ChoiceFilter):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("choices", YES_NO[1:])
+        kwargs.setdefault("empty_label", "Any")
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value in ("yes", "no"):
+            return qs.filter(**{self.field_name: value == "yes"})
+        return qs
+
+
+class BrokerFilterSet(django_filters.FilterSet):
+    """A FilterSet whose menus list only the broker's own rows."""
+
+    def __init__(self, data=None, *args, broker, **kwargs):
+        self.broker = broker
+        super().__init__(data, *args, **kwargs)
+
+    def problems(self):
+        """One message per ignored value: "Label: reason"."""
+        if not self.is_bound:
+            return []
+        messages = []
+        for name, errors in self.form.errors.items():
+            field = self.form.fields.get(name)
+            label = field.label if field is not None and field.label else name
+            messages.append(f"{label}: {' '.join(errors)} This filter was ignored.")
+        return messages
+
+
+class LeadFilter(BrokerFilterSet):
+    q = django_filters.CharFilter(
+        label="Search",
+        method="filter_search",
+        max_length=MAX_SEARCH,
+        help_text="Name, email or phone",
+    )
+    status = django_filters.ChoiceFilter(label="Status", empty_label="Any status")
+    source = django_filters.ChoiceFilter(label="Source", empty_label="Any source")
+    buyer = YesNoFilter(label="Buyer", field_name="is_buyer")
+    seller = YesNoFilter(label="Seller", field_name="is_seller")
+    agent = django_filters.ModelChoiceFilter(
+        label="Assigned agent",
+        queryset=Agent.objects.none(),
+        to_field_name="uuid",
+        method="filter_agent",
+        empty_label="Any agent",
+    )
+    city = django_filters.CharFilter(
+        label="City", field_name="city", lookup_expr="iexact", max_length=MAX_TEXT
+    )
+    state = django_filters.CharFilter(
+        label="State", field_name="state", lookup_expr="iexact", max_length=MAX_TEXT
+    )
+    registered_from = django_filters.DateFilter(
+        label="Registered from",
+        method="filter_registered_from",
+        validators=[date_in_range],
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    registered_to = django_filters.DateFilter(
+        label="Registered to",
+        method="filter_registered_to",
+        validators=[date_in_range],
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    connection = django_filters.ModelChoiceFilter(
+        label="CINC site",
+        queryset=Connection.objects.none(),
+        to_field_name="uuid",
+        empty_label="All sites",
+    )
+    removed = django_filters.BooleanFilter(
+        label="Show leads removed in CINC",
+        method="filter_removed",
+        widget=forms.CheckboxInput,
+    )
+    sort = django_filters.ChoiceFilter(
+        label="Sort",
+        choices=sort_choices(LEAD_SORTS),
+        method="filter_sort",
+        empty_label=None,
+    )
+
+    class Meta:
+        model = Lead
+        fields = []
+
+    def __init__(self, data=None, *args, broker, **kwargs):
+        super().__init__(data, *args, broker=broker, **kwargs)
+        fields = self.form.fields
+        statuses = selectors.lead_choices(broker=broker, column="status")
+        for status in selectors.DOCUMENTED_LEAD_STATUSES:
+            if status not in statuses:
+                statuses.append(status)
+        fields["status"].choices = [(s, s) for s in statuses]
+        sources = selectors.lead_choices(broker=broker, column="source")
+        fields["source"].choices = [(s, s) for s in sources]
+        fields["agent"].queryset = selectors.agent_choices(broker=broker)
+        fields["agent"].label_from_instance = agent_label
+        fields["connection"].queryset = Connection.objects.filter(broker=broker)
+        fields["connection"].label_from_instance = connection_label
+        fields["sort"].required = False
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        cleaned = self.form.cleaned_data
+        if not cleaned.get("removed"):
+            queryset = queryset.filter(removed_at__isnull=True)
+        if not cleaned.get("sort"):
+            queryset = queryset.order_by(*order_by(LEAD_SORTS, DEFAULT_LEAD_SORT))
+        return queryset
+
+    @property
+    def current_sort(self):
+        if (
+            self.is_bound
+            and self.form.is_valid()
+            and self.form.cleaned_data.get("sort")
+        ):
+            return self.form.cleaned_data["sort"]
+        return DEFAULT_LEAD_SORT
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(selectors.search_q(value))
+
+    def filter_agent(self, queryset, name, agent):
+        if agent is None:
+            return queryset
+        return queryset.filter(
+            Q(primary_agent=agent) | Q(listing_agent=agent) | Q(partner=agent)
+        )
+
+    def filter_registered_from(self, queryset, name, day):
+        if day is None:
+            return queryset
+        return queryset.filter(registered_at__gte=_day_start(day))
+
+    def filter_registered_to(self, queryset, name, day):
+        if day is None:
+            return queryset
+        return queryset.filter(registered_at__lt=_day_start(day + dt.timedelta(days=1)))
+
+    def filter_removed(self, queryset, name, value):
+        return queryset  # applied in filter_queryset: hidden unless asked
+
+    def filter_sort(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.order_by(*order_by(LEAD_SORTS, value))
+
+
+class AgentFilter(BrokerFilterSet):
+    q = django_filters.CharFilter(
+        label="Search", method="filter_search", max_length=MAX_SEARCH
+    )
+    status = django_filters.ChoiceFilter(label="Status", empty_label="Any status")
+    connection = django_filters.ModelChoiceFilter(
+        label="CINC site",
+        queryset=Connection.objects.none(),
+        to_field_name="uuid",
+        empty_label="All sites",
+    )
+    removed = django_filters.BooleanFilter(
+        label="Show agents removed in CINC",
+        method="filter_removed",
+        widget=forms.CheckboxInput,
+    )
+    sort = django_filters.ChoiceFilter(
+        label="Sort",
+        choices=sort_choices(AGENT_SORTS),
+        method="filter_sort",
+        empty_label=None,
+    )
+
+    class Meta:
+        model = Agent
+        fields = []
+
+    def __init__(self, data=None, *args, broker, **kwargs):
+        super().__init__(data, *args, broker=broker, **kwargs)
+        fields = self.form.fields
+        statuses = list(
+            selectors.agent_base(broker=broker)
+            .exclude(status="")
+            .order_by("status")
+            .values_list("status", flat=True)
+            .distinct()[:100]
+        )
+        for status in selectors.DOCUMENTED_AGENT_STATUSES:
+            if status not in statuses:
+                statuses.append(status)
+        fields["status"].choices = [(s, s) for s in statuses]
+        fields["connection"].queryset = Connection.objects.filter(broker=broker)
+        fields["connection"].label_from_instance = connection_label
+        fields["sort"].required = False
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        cleaned = self.form.cleaned_data
+        if not cleaned.get("removed"):
+            queryset = queryset.filter(removed_at__isnull=True)
+        if not cleaned.get("sort"):
+            queryset = queryset.order_by(*order_by(AGENT_SORTS, DEFAULT_AGENT_SORT))
+        return queryset
+
+    @property
+    def current_sort(self):
+        if (
+            self.is_bound
+            and self.form.is_valid()
+            and self.form.cleaned_data.get("sort")
+        ):
+            return self.form.cleaned_data["sort"]
+        return DEFAULT_AGENT_SORT
+
+    def filter_search(self, queryset, name, value):
+        query = Q()
+        for word in value.split()[:8]:
+            query &= (
+                Q(first_name__icontains=word)
+                | Q(last_name__icontains=word)
+                | Q(email__icontains=word)
+            )
+        return queryset.filter(query)
+
+    def filter_removed(self, queryset, name, value):
+        return queryset
+
+    def filter_sort(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.order_by(*order_by(AGENT_SORTS, value))
+
+
+def agent_label(agent):
+    name = agent.full_name or agent.cinc_id
+    return f"{name} ({agent.email})" if agent.email else name
+
+
+def connection_label(connection):
+    return connection.cinc_agent_name or connection.cinc_username
+
+
+def _day_start(day):
+    """Midnight at the start of ``day`` in the broker's timezone."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
