@@ -7,6 +7,7 @@ so pages and filters see what they see in production.
 import itertools
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from accounts.models import Connection
@@ -110,7 +111,12 @@ def make_leads(connection, count, **fields):
 
 
 def make_change(lead, **fields):
-    values = {"lead": lead, "field": "status", "old_value": "unworked", "new_value": "inprogress"}
+    values = {
+        "lead": lead,
+        "field": "status",
+        "old_value": "unworked",
+        "new_value": "inprogress",
+    }
     values.update(fields)
     return LeadChange.objects.create(**values)
 
@@ -119,3 +125,10 @@ def make_run(connection, **fields):
     values = {"connection": connection, "kind": SyncRun.Kind.FULL}
     values.update(fields)
     return SyncRun.objects.create(**values)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Brokers' passwords hashed with a fast hasher (import this fixture into
+    a test module to use it: hashing is most of a view test's setup)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
