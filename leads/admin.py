@@ -121,6 +121,19 @@ class SyncRunPageInline(admin.TabularInline):
         return len(obj.cinc_ids or [])
 
 
+@admin.register(SyncRunPage)
+class SyncRunPageAdmin(ReadOnlyAdmin):
+    list_display = ["run", "phase", "offset", "id_count"]
+    list_filter = ["phase"]
+    list_select_related = ["run"]
+    raw_id_fields = ["run"]
+    search_fields = ["run__uuid"]
+
+    @admin.display(description="ids")
+    def id_count(self, obj):
+        return len(obj.cinc_ids or [])
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
     list_display = [

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from leads.models import SyncRun
+from leads.models import Lead, SyncRun
 from tests.leads.factories import (  # noqa: F401 (fast_passwords is a fixture)
     fast_passwords,
     make_agent,
@@ -548,3 +548,54 @@ def test_refresh_of_a_connection_needing_reconnect_says_so(broker_client, broker
     assert response.status_code == 200
     assert b"needs reconnecting" in response.content
     assert b"was not refreshed" in response.content
+
+
+# Refresh from CINC (against the sandbox) -------------------------------------------
+
+
+@pytest.fixture
+def sandbox_lead(connection, sandbox):
+    from leads import sync
+
+    record = sandbox.control.leads()[0]
+    sync.upsert_leads(connection=connection, records=[record])
+    return Lead.objects.get(connection=connection, cinc_id=record["id"])
+
+
+def test_refresh_brings_the_lead_up_to_date(broker_client, sandbox, sandbox_lead):
+    sandbox.control.update_lead("demo", sandbox_lead.cinc_id, info={"status": "closed"})
+
+    response = broker_client.post(
+        reverse("leads:refresh", args=[sandbox_lead.uuid]), follow=True
+    )
+
+    sandbox_lead.refresh_from_db()
+    assert sandbox_lead.status == "closed"
+    assert b"Refreshed from CINC." in response.content
+    assert b"closed" in response.content
+
+
+def test_refresh_of_a_lead_gone_upstream_marks_it_removed(
+    broker_client, sandbox, sandbox_lead
+):
+    sandbox.control.delete_lead("demo", sandbox_lead.cinc_id)
+
+    response = broker_client.post(
+        reverse("leads:refresh", args=[sandbox_lead.uuid]), follow=True
+    )
+
+    assert b"CINC no longer has this lead." in response.content
+    assert b'id="removed-marker"' in response.content
+
+
+def test_refresh_when_cinc_fails_shows_the_fault(
+    broker_client, sandbox, sandbox_lead, settings
+):
+    sandbox.control.config(fail_rate=1.0)
+
+    response = broker_client.post(
+        reverse("leads:refresh", args=[sandbox_lead.uuid]), follow=True
+    )
+
+    assert response.status_code == 200
+    assert b"CINC could not be asked for this lead" in response.content
