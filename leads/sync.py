@@ -34,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -577,9 +578,11 @@ def sync_close_stale(*, connection=None):
     if connection is not None:
         runs = runs.filter(connection=connection)
     runs = runs.annotate(
-        last_sign=Coalesce("heartbeat_at", "started_at", "created_at"),
-        wake=Coalesce("waiting_until", "created_at"),
-    ).filter(last_sign__lt=cutoff, wake__lt=cutoff)
+        last_sign=Coalesce("heartbeat_at", "started_at", "created_at")
+    ).filter(
+        Q(waiting_until__isnull=True) | Q(waiting_until__lt=cutoff),
+        last_sign__lt=cutoff,
+    )
     minutes = round(_stale_after().total_seconds() / 60)
     running = runs.filter(status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.FAILED,
@@ -831,10 +834,10 @@ class _Sync:
     # The run.
 
     def execute(self):
-        self.client = connection_client(
-            connection=self.connection, on_event=self.on_event
-        )
         try:
+            self.client = connection_client(
+                connection=self.connection, on_event=self.on_event
+            )
             self._phases()
         except _RunLost:
             logger.warning(
@@ -884,7 +887,8 @@ class _Sync:
                 "it is in the worker's log. The pages synced before it were kept.",
             )
         finally:
-            self.client.session.close()
+            if self.client is not None:
+                self.client.session.close()
         return SyncOutcome(run=self.run)
 
     def _phases(self):
@@ -1035,6 +1039,7 @@ class _Sync:
                 error=error,
             )
             Connection.objects.filter(pk=self.connection.pk).update(last_synced_at=now)
+            self._prune_pages()
         self.run.status = SyncRun.Status.SUCCEEDED
         self.run.finished_at = now
         self.run.error = error
@@ -1117,6 +1122,7 @@ class _Sync:
         self.run.heartbeat_at = now
         self.run.error = self._error_text(message)
         self._save(PROGRESS_FIELDS + ("status", "finished_at", "waiting_until"))
+        self._prune_pages()
         logger.warning(
             "Sync %s of connection %s ended %s in phase %s: %s",
             self.run.pk,
@@ -1170,6 +1176,13 @@ class _Sync:
         )
         self._report()
         return SyncOutcome(run=self.run, retry_in=retry_in)
+
+    def _prune_pages(self):
+        """Drop the page ids of this connection's earlier finished runs: they
+        only serve a run until it ends (this run's stay, for diagnosis)."""
+        SyncRunPage.objects.filter(run__connection=self.connection).exclude(
+            run=self.run
+        ).exclude(run__status__in=ACTIVE_STATUSES).delete()
 
     def _report(self):
         if self.progress is not None:

@@ -378,3 +378,12 @@ def test_upsert_links_a_lead_once_its_agent_is_mirrored(connection):
 
     assert (counts.updated, counts.unchanged, counts.history) == (1, 0, 0)
     assert Lead.objects.get(cinc_id="LEAD_1").partner.first_name == "Lou"
+
+
+def test_finished_runs_keep_page_ids_only_for_the_latest_run(connection):
+    first = run_sync(connection)
+
+    second = run_sync(connection)
+
+    assert not SyncRunPage.objects.filter(run=first).exists()
+    assert SyncRunPage.objects.filter(run=second).count() == second.pages == 2
