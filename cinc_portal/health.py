@@ -113,9 +113,11 @@ def healthz(request):
 
 def main(argv):
     import django
+    from django.apps import apps
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cinc_portal.settings")
-    django.setup()
+    if not apps.ready:  # as a command; set up already when called in-process
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cinc_portal.settings")
+        django.setup()
     unknown = [name for name in argv if name not in CHECKS]
     if unknown:
         sys.stderr.write(f"unknown check(s): {', '.join(unknown)}\n")
