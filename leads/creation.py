@@ -450,6 +450,22 @@ def lead_changes(lead, data, *, connection):
     return changes
 
 
+def lead_form_values(lead):
+    """The mirrored lead as new-lead form values (agents by their uuid)."""
+    values = {}
+    for _label, key, column in COMPARED:
+        if key in AGENT_KEYS:
+            continue
+        value = getattr(lead, column)
+        if isinstance(value, bool):
+            value = "on" if value else ""
+        values[key] = "" if value is None else str(value)
+    for role in ("primary_agent", "listing_agent", "partner"):
+        agent = getattr(lead, role)
+        values[role] = str(agent.uuid) if agent is not None else ""
+    return values
+
+
 def payload_changes(old, new):
     """Differences between two POST bodies, by dotted path."""
     flat_old, flat_new = _flatten(old), _flatten(new)

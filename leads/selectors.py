@@ -145,6 +145,20 @@ def lead_get(*, broker, uuid):
     )
 
 
+def owned_lead(*, broker, connection, value):
+    """The broker's lead of ``connection`` with uuid ``value``, or None."""
+    try:
+        key = uuid_lib.UUID(str(value))
+    except ValueError:
+        return None
+    return (
+        lead_base(broker=broker)
+        .filter(connection=connection, uuid=key)
+        .select_related("primary_agent", "listing_agent", "partner")
+        .first()
+    )
+
+
 def lead_history(*, lead):
     return list(
         LeadChange.objects.filter(lead=lead).order_by("-changed_at", "-pk")[:200]

@@ -363,9 +363,14 @@ def lead_new(request):
         )
         return render(request, "leads/lead_new.html", context)
 
-    form = LeadForm(request.POST or None, connection=connection)
+    data = request.POST or None
+    if data is not None and "fill" in data:
+        data = _filled_from_existing(request, connection)
+    form = LeadForm(data, connection=connection)
     context["form"] = form
-    if request.method != "POST" or not form.is_valid() or "edit" in request.POST:
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "leads/lead_new.html", context)
+    if "edit" in request.POST or "fill" in request.POST:
         return render(request, "leads/lead_new.html", context)
 
     data = form.lead_fields()
@@ -386,6 +391,27 @@ def lead_new(request):
         connection=connection, broker=request.user, data=data, confirmed=confirmed
     )
     return _created_response(request, form, result, context)
+
+
+def _filled_from_existing(request, connection):
+    """The posted form with its blanks taken from the existing lead named by
+    ``existing_lead`` (the broker's, on this connection)."""
+    data = request.POST.copy()
+    lead = selectors.owned_lead(
+        broker=request.user, connection=connection, value=data.get("existing_lead")
+    )
+    if lead is None:
+        messages.warning(request, "The existing lead could not be found any more.")
+        return data
+    for name, value in creation.lead_form_values(lead).items():
+        if not data.get(name) and value:
+            data[name] = value
+    messages.info(
+        request,
+        "The empty fields now hold the existing lead's details. Check them, "
+        "then send the form.",
+    )
+    return data
 
 
 def _created_response(request, form, result, context):

@@ -19,6 +19,7 @@ from tests.leads.factories import (  # noqa: F401 (fast_passwords is a fixture)
     fast_passwords,
     make_agent,
     make_connection,
+    make_lead,
 )
 
 pytestmark = pytest.mark.django_db
@@ -330,6 +331,44 @@ def test_edit_button_brings_the_form_back_with_the_input(
 
     assert b'id="lead-form"' in response.content
     assert b'value="Keep me"' in response.content
+
+
+def test_blanks_can_be_filled_from_the_existing_lead(broker_client, mirrored):
+    lead = Lead.objects.filter(connection=mirrored).exclude(last_name="").first()
+    data = {
+        "connection": str(mirrored.uuid),
+        "email": lead.email,
+        "first_name": "Renamed",
+    }
+    asked = broker_client.post(CREATE, data)
+    assert b'id="fill-from-existing"' in asked.content
+
+    filled = broker_client.post(
+        CREATE, {**data, "fill": "1", "existing_lead": str(lead.uuid)}
+    )
+    resent = filled.context["form"].data.dict()
+    del resent["fill"]
+    again = broker_client.post(CREATE, resent)
+
+    assert b'id="lead-form"' in filled.content
+    assert f'value="{lead.last_name}"'.encode() in filled.content
+    assert b'value="Renamed"' in filled.content
+    labels = [change.label for change in again.context["result"].changes]
+    assert labels == ["First name"]
+
+
+def test_fill_from_another_brokers_lead_takes_nothing(
+    broker_client, make_broker, mirrored
+):
+    stranger = make_lead(make_connection(make_broker()), last_name="Stranger")
+    data = {"connection": str(mirrored.uuid), "email": "x@example.com"}
+
+    response = broker_client.post(
+        CREATE, {**data, "fill": "1", "existing_lead": str(stranger.uuid)}
+    )
+
+    assert b"Stranger" not in response.content
+    assert b"could not be found" in response.content
 
 
 # Not in the mirror, but in CINC -------------------------------------------------------
