@@ -271,3 +271,21 @@ def test_sync_now_needs_post(broker_client, broker):
     response = broker_client.get(reverse("leads:sync-start", args=[site.uuid]))
 
     assert response.status_code == 405
+
+
+def test_a_run_paused_for_the_rate_limit_says_so(broker_client, broker):
+    site = make_connection(broker)
+    make_run(
+        site,
+        status=SyncRun.Status.QUEUED,
+        phase=SyncRun.Phase.LEADS,
+        pages=4,
+        waiting_until=timezone.now() + timedelta(seconds=25),
+    )
+
+    response = broker_client.get(reverse("leads:sync-progress", args=[site.uuid]))
+
+    assert b"Paused" in response.content
+    assert b"waiting for CINC's rate limit" in response.content
+    assert b"waiting for a worker" not in response.content
+    assert b"hx-get" in response.content

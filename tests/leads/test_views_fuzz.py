@@ -51,7 +51,7 @@ text = st.one_of(
     st.text(alphabet="0123456789-", min_size=1, max_size=12),
 )
 FUZZ = settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
