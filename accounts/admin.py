@@ -18,6 +18,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "last_sync_attempt_at",
     ]
     list_filter = ["status", "connected_at"]
+    list_select_related = ["broker"]
     search_fields = ["cinc_username", "cinc_agent_name", "cinc_agent_id", "broker__username"]
     exclude = ["access_token_ciphertext", "refresh_token_ciphertext"]
     readonly_fields = [

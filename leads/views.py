@@ -165,8 +165,8 @@ def lead_list(request):
         "filtered": any(
             value for key, value in request.GET.items() if key not in ("page", "sort")
         ),
-        "syncing": connections
-        and SyncRun.objects.filter(
+        # Asked by the template only when the page is empty.
+        "syncing": lambda: SyncRun.objects.filter(
             connection__broker=request.user,
             status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
         ).exists(),
