@@ -12,6 +12,7 @@ import hashlib
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -20,7 +21,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-(VAR_DIR / "test").mkdir(exist_ok=True)
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -229,22 +229,6 @@ if not DEBUG:
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Content security policy: everything is served from our own origin (the
-# front-end assets are vendored under static/).
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "font-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "frame-ancestors": ["'none'"],
-        "form-action": ["'self'", *env.list("CSP_FORM_ACTION", default=[])],
-    }
-}
 
 # Sign-in throttling (django-axes): a username/IP pair is locked out for a
 # while after repeated failures.
@@ -299,6 +283,34 @@ CINC_TOKEN_HEADER = env.str("CINC_TOKEN_HEADER", default="authorization")
 # Mailing-address zip key sent on lead creation: postal_or_zip or postal_code.
 CINC_ZIP_KEY = env.str("CINC_ZIP_KEY", default="postal_or_zip")
 CINC_USE_PKCE = env.bool("CINC_USE_PKCE", default=False)
+
+
+def _origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# Content security policy: everything is served from our own origin (the
+# front-end assets are vendored under static/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        # The Connect and Reconnect forms redirect to CINC's consent page.
+        "form-action": [
+            "'self'",
+            _origin(CINC_AUTHORIZE_URL),
+            *env.list("CSP_FORM_ACTION", default=[]),
+        ],
+    }
+}
 CINC_TIMEOUT = env.float("CINC_TIMEOUT", default=20.0)
 CINC_CONNECT_TIMEOUT = env.float("CINC_CONNECT_TIMEOUT", default=5.0)
 # The longest a worker sleeps in place for the rate limit; longer waits

@@ -13,6 +13,11 @@ import pytest
 # second pass uses Redis).
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
+from django.conf import settings as django_settings  # noqa: E402
+
+# The SQLite test database is a file per test process under var/test/.
+(django_settings.VAR_DIR / "test").mkdir(parents=True, exist_ok=True)
+
 from django.contrib.auth import get_user_model  # noqa: E402
 
 from sandbox.process import start_sandbox  # noqa: E402
