@@ -73,8 +73,9 @@ HEARTBEAT_SECONDS = 5.0
 # A run without a sign of life for this long is closed as failed; the
 # setting CINC_SYNC_STALE_AFTER (seconds) overrides it.
 STALE_AFTER_SECONDS = 600
-# A rescheduled run may be claimed this early (clock skew, countdown rounding).
-WAKE_SLACK = timedelta(seconds=2)
+# A rescheduled run may be claimed this early (clocks of different hosts);
+# its task's countdown already ends a second after the wait.
+WAKE_SLACK = timedelta(seconds=0.5)
 # Ids per ``IN (...)`` query, under SQLite's smallest variable limit.
 ID_CHUNK = 500
 # Part of every content hash: bump it when the columns computed from a record
@@ -114,6 +115,16 @@ class UpsertCounts:
 
 def content_hash(raw):
     """SHA-256 of the record as canonical JSON (sorted keys, no spaces)."""
+    return _hash_and_storable(raw)[0]
+
+
+def _hash_and_storable(raw):
+    """The content hash of a raw record, and the record as it can be stored.
+
+    Databases cannot store NUL characters or lone surrogates (which JSON
+    escapes can produce), so those are dropped or replaced in the stored
+    copy; the hash is of the record as sent, so it stays stable.
+    """
     text = json.dumps(
         [COLUMNS_VERSION, raw],
         sort_keys=True,
@@ -121,7 +132,35 @@ def content_hash(raw):
         ensure_ascii=False,
         default=str,
     )
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if "\\u0000" in text or not _encodable(text):
+        raw = _storable(raw)
+    return digest, raw
+
+
+def _encodable(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_text(text):
+    text = text.replace("\x00", "")
+    if not _encodable(text):
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _storable(value):
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 AGENT_FIELDS = [
@@ -238,12 +277,12 @@ def _money(value):
 
 
 def _fit(model, columns):
-    """Cut strings to their column's length and drop NUL characters, which
-    PostgreSQL refuses; the raw record keeps the value as sent."""
+    """Cut strings to their column's length and drop what databases refuse
+    (NUL characters, lone surrogates); the raw record keeps the full value."""
     for name, value in columns.items():
         if isinstance(value, str):
             limit = model._meta.get_field(name).max_length
-            value = value.replace("\x00", "")
+            value = _clean_text(value)
             columns[name] = value[:limit] if limit else value
     return columns
 
@@ -338,7 +377,9 @@ def upsert_agents(*, connection, records, sync_run=None):
     """
     parsed, counts = _parse_batch(records, parse_agent, Agent)
     now = timezone.now()
-    with transaction.atomic():
+    # Inside the caller's page transaction no savepoint is needed: the page
+    # is written whole or not at all.
+    with transaction.atomic(savepoint=False):
         existing = _existing(
             Agent,
             connection,
@@ -347,7 +388,7 @@ def upsert_agents(*, connection, records, sync_run=None):
         )
         rows = []
         for cinc_id, record in parsed.items():
-            digest = content_hash(record.raw)
+            digest, raw = _hash_and_storable(record.raw)
             old = existing.get(cinc_id)
             if old is not None and old.content_hash == digest and not old.removed_at:
                 counts.unchanged += 1
@@ -357,7 +398,7 @@ def upsert_agents(*, connection, records, sync_run=None):
                 Agent(
                     connection=connection,
                     cinc_id=cinc_id,
-                    raw=record.raw,
+                    raw=raw,
                     content_hash=digest,
                     first_seen_at=now,
                     changed_at=now if changed else old.changed_at,
@@ -381,7 +422,7 @@ def upsert_leads(*, connection, records, sync_run=None):
     parsed, counts = _parse_batch(records, parse_lead, Lead)
     now = timezone.now()
     history_fields = [name for _, name in HISTORY]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         existing = _existing(
             Lead,
             connection,
@@ -399,7 +440,7 @@ def upsert_leads(*, connection, records, sync_run=None):
             links = {
                 role: agents.get(values[cinc_field]) for role, cinc_field in AGENT_ROLES
             }
-            digest = content_hash(record.raw)
+            digest, raw = _hash_and_storable(record.raw)
             old = existing.get(cinc_id)
             if old is not None and _lead_unchanged(old, digest, links):
                 counts.unchanged += 1
@@ -409,7 +450,7 @@ def upsert_leads(*, connection, records, sync_run=None):
                 Lead(
                     connection=connection,
                     cinc_id=cinc_id,
-                    raw=record.raw,
+                    raw=raw,
                     content_hash=digest,
                     first_seen_at=now,
                     changed_at=now if changed else old.changed_at,

@@ -359,8 +359,21 @@ def test_upsert_leads_fits_long_and_odd_values_and_keeps_them_raw(connection):
     assert lead.buyer_median_price == Decimal("1250000.46")
     assert lead.primary_agent is None
     assert lead.primary_agent_cinc_id == "AGENT_NOT_MIRRORED"
-    assert lead.raw == record
+    assert lead.raw["info"]["contact"]["first_name"] == "A" * 400
+    assert lead.raw["info"]["contact"]["last_name"] == "NulByte"
     assert "long@example.test" in lead.search_text
+
+
+def test_upsert_stores_a_lone_surrogate_instead_of_failing_the_page(connection):
+    record = {"id": "LEAD_SURROGATE", "info": {"contact": {"first_name": "Bad\ud800"}}}
+
+    counts = sync.upsert_leads(connection=connection, records=[record])
+    again = sync.upsert_leads(connection=connection, records=[record])
+
+    assert (counts.created, counts.record_errors, again.unchanged) == (1, 0, 1)
+    lead = Lead.objects.get(cinc_id="LEAD_SURROGATE")
+    assert lead.first_name == "Bad?"
+    assert lead.raw["info"]["contact"]["first_name"] == "Bad?"
 
 
 def test_upsert_links_a_lead_once_its_agent_is_mirrored(connection):

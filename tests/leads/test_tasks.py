@@ -19,6 +19,18 @@ WORKER_DEADLINE = 60.0
 
 
 @pytest.fixture
+def offline_connection(django_user_model):
+    """A connection row for tests that never call CINC (no OAuth flow)."""
+    broker = django_user_model.objects.create(username="offline-broker")
+    return Connection.objects.create(
+        broker=broker,
+        api_url="http://127.0.0.1:9/v2/site",
+        cinc_agent_id="AGENT_MDID0",
+        cinc_username="buum@cu.com",
+    )
+
+
+@pytest.fixture
 def sent(monkeypatch):
     """(args, countdown) of every sync task sent."""
     calls = []
@@ -31,33 +43,33 @@ def sent(monkeypatch):
 
 
 def test_sync_start_queues_one_run_and_sends_its_task_on_commit(
-    connection, sent, django_capture_on_commit_callbacks
+    offline_connection, sent, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        run = sync.sync_start(connection=connection)
+        run = sync.sync_start(connection=offline_connection)
         assert sent == []  # not before the commit
 
-    again = sync.sync_start(connection=connection)
+    again = sync.sync_start(connection=offline_connection)
 
     assert run.status == SyncRun.Status.QUEUED
-    assert sent == [([connection.pk, run.pk], None)]
+    assert sent == [([offline_connection.pk, run.pk], None)]
     assert again.pk == run.pk
     assert SyncRun.objects.count() == 1
 
 
-def test_sync_start_refuses_a_connection_that_needs_reconnecting(connection):
-    Connection.objects.filter(pk=connection.pk).update(
+def test_sync_start_refuses_a_connection_that_needs_reconnecting(offline_connection):
+    Connection.objects.filter(pk=offline_connection.pk).update(
         status=Connection.Status.NEEDS_RECONNECT
     )
 
     with pytest.raises(ConnectionUnavailable, match="needs reconnecting"):
-        sync.sync_start(connection=connection)
+        sync.sync_start(connection=offline_connection)
 
     assert not SyncRun.objects.exists()
 
 
 def test_run_whose_task_cannot_be_queued_is_failed(
-    connection, monkeypatch, django_capture_on_commit_callbacks
+    offline_connection, monkeypatch, django_capture_on_commit_callbacks
 ):
     def broker_down(*args, **kwargs):
         raise OSError("connection refused")
@@ -65,7 +77,7 @@ def test_run_whose_task_cannot_be_queued_is_failed(
     monkeypatch.setattr(tasks.sync_connection_task, "apply_async", broker_down)
 
     with django_capture_on_commit_callbacks(execute=True):
-        run = sync.sync_start(connection=connection)
+        run = sync.sync_start(connection=offline_connection)
 
     run.refresh_from_db()
     assert run.status == SyncRun.Status.FAILED
@@ -106,9 +118,9 @@ def test_task_leaves_a_run_that_another_worker_is_running(connection, sandbox):
     assert sum(sandbox.control.stats()["requests"].values()) == 0
 
 
-def test_task_for_a_deleted_connection_returns_quietly(connection, caplog):
-    connection_id = connection.pk
-    connection.delete()
+def test_task_for_a_deleted_connection_returns_quietly(offline_connection, caplog):
+    connection_id = offline_connection.pk
+    offline_connection.delete()
 
     tasks.sync_connection_task(connection_id, 12345)
 
@@ -125,18 +137,18 @@ def test_task_without_a_run_creates_and_completes_one(connection, sandbox):
 
 
 def test_beat_queues_active_connections_skips_others_and_closes_stale_runs(
-    connection, make_broker, sent, django_capture_on_commit_callbacks
+    offline_connection, django_user_model, sent, django_capture_on_commit_callbacks
 ):
     other = Connection.objects.create(
-        broker=make_broker(),
-        api_url=connection.api_url,
+        broker=django_user_model.objects.create(username="other-broker"),
+        api_url=offline_connection.api_url,
         cinc_agent_id="AGENT_MDID10",
         cinc_username="other@demo.test",
         status=Connection.Status.NEEDS_RECONNECT,
     )
     long_ago = timezone.now() - timedelta(hours=1)
     stale = SyncRun.objects.create(
-        connection=connection,
+        connection=offline_connection,
         status=SyncRun.Status.RUNNING,
         started_at=long_ago,
         heartbeat_at=long_ago,
@@ -149,8 +161,8 @@ def test_beat_queues_active_connections_skips_others_and_closes_stale_runs(
     assert queued == 1
     assert stale.status == SyncRun.Status.FAILED
     new = SyncRun.objects.get(status=SyncRun.Status.QUEUED)
-    assert new.connection == connection
-    assert sent == [([connection.pk, new.pk], None)]
+    assert new.connection == offline_connection
+    assert sent == [([offline_connection.pk, new.pk], None)]
     assert not other.sync_runs.exists()
 
 
