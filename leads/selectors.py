@@ -8,7 +8,7 @@ import datetime as dt
 import uuid as uuid_lib
 
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, TruncWeek
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -122,19 +122,6 @@ def lead_rows(queryset):
     return queryset.select_related("primary_agent", "connection").only(*LEAD_ROW_FIELDS)
 
 
-def lead_export_rows(queryset):
-    """``queryset`` with every column the CSV export writes."""
-    return queryset.select_related(
-        "primary_agent", "listing_agent", "partner", "connection"
-    ).defer(
-        "raw",
-        "search_text",
-        "content_hash",
-        "connection__access_token_ciphertext",
-        "connection__refresh_token_ciphertext",
-    )
-
-
 def lead_get(*, broker, uuid):
     return get_object_or_404(
         Lead.objects.select_related(
@@ -225,35 +212,36 @@ def lead_counts(*, broker):
 
 def weekly_new_leads(*, broker, weeks=CHART_WEEKS, now=None):
     """New leads per week (weeks start on Monday, in the broker's timezone)
-    for the last ``weeks`` weeks, oldest first, empty weeks included."""
+    for the last ``weeks`` weeks, oldest first, empty weeks included.
+
+    One query of per-week filtered counts: the week bounds are computed here,
+    in local time, so daylight-saving changes fall where the broker sees them
+    and the database needs no date function per row.
+    """
     now = timezone.localtime(now)
     this_monday = (now - dt.timedelta(days=now.weekday())).date()
-    first_monday = this_monday - dt.timedelta(weeks=weeks - 1)
-    start = timezone.make_aware(dt.datetime.combine(first_monday, dt.time.min))
-    rows = (
-        lead_base(broker=broker)
-        .filter(registered_at__gte=start)
-        .annotate(week=TruncWeek("registered_at"))
-        .values("week")
-        .annotate(count=Count("pk"))
-        .order_by("week")
+    mondays = [this_monday - dt.timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
+    starts = [
+        timezone.make_aware(dt.datetime.combine(day, dt.time.min)) for day in mondays
+    ]
+    ends = starts[1:] + [
+        timezone.make_aware(
+            dt.datetime.combine(this_monday + dt.timedelta(weeks=1), dt.time.min)
+        )
+    ]
+    leads = lead_base(broker=broker).filter(
+        registered_at__gte=starts[0], registered_at__lt=ends[-1]
     )
-    counts = {}
-    for row in rows:
-        week = row["week"]
-        if isinstance(week, dt.datetime):
-            week = (
-                timezone.localtime(week).date()
-                if timezone.is_aware(week)
-                else week.date()
+    counts = leads.aggregate(
+        **{
+            f"week{n}": Count(
+                "pk", filter=Q(registered_at__gte=start, registered_at__lt=end)
             )
-        counts[week] = counts.get(week, 0) + row["count"]
-    return [
-        {
-            "week": first_monday + dt.timedelta(weeks=n),
-            "count": counts.get(first_monday + dt.timedelta(weeks=n), 0),
+            for n, (start, end) in enumerate(zip(starts, ends, strict=True))
         }
-        for n in range(weeks)
+    )
+    return [
+        {"week": day, "count": counts[f"week{n}"] or 0} for n, day in enumerate(mondays)
     ]
 
 
