@@ -343,7 +343,7 @@ def _fetch_into_mirror(client, connection, cinc_id):
     """GET the lead by id and upsert it into the mirror; None on failure."""
     try:
         record = client.lead(cinc_id)
-    except cinc_errors.CincError as exc:
+    except (cinc_errors.CincError, ConnectionUnavailable) as exc:
         logger.warning(
             "Connection %s: could not fetch lead %s after writing it (%s)",
             connection.pk,

@@ -567,6 +567,23 @@ def test_unanswered_write_found_by_a_later_sync_is_handled_as_known(
     assert b'id="existing-lead-link"' in response.content
 
 
+def test_rate_limit_longer_than_a_page_can_wait_sends_nothing(
+    broker_client, mirrored, sandbox
+):
+    sandbox.control.config(limit=1, window=120)
+    broker_client.post(CREATE, form_data(mirrored, email="first@example.com"))
+
+    response = broker_client.post(
+        CREATE, form_data(mirrored, email="second@example.com")
+    )
+
+    assert b"CINC is busy (rate limit), so nothing was sent" in response.content
+    assert b'value="second@example.com"' in response.content  # input kept
+    assert sandbox_leads_with(sandbox, "second@example.com") == []
+    write = LeadWrite.objects.get(email="second@example.com")
+    assert write.outcome == LeadWrite.Outcome.FAILED
+
+
 # Unavailable ---------------------------------------------------------------------------
 
 
