@@ -195,11 +195,16 @@ def _post(client, connection, write, data, confirmed, earlier):
             type(exc).__name__,
             extra={"connection_id": connection.pk},
         )
+        what = (
+            "CINC did not answer in time"
+            if getattr(exc, "kind", None) == "timeout"
+            else "CINC's answer was lost or unreadable"
+        )
         return CreateResult(
             Outcome.UNKNOWN,
-            "CINC did not answer in time, so the lead may or may not have been "
-            "created. The portal will not send it twice: the next sync shows it "
-            "if it exists, and sending the form again checks first.",
+            f"{what}, so the lead may or may not have been created. The portal "
+            "will not send it twice: the next sync shows it if it exists, and "
+            "sending the form again checks first.",
             write=write,
         )
     except (cinc_errors.CincError, ConnectionUnavailable) as exc:

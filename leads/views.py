@@ -15,7 +15,7 @@ from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors as connection_selectors
@@ -51,7 +51,7 @@ def dashboard(request):
         "recent_leads": selectors.recent_leads(broker=request.user) if counts else [],
         "first_sync_running": any(c.active_run for c in connections),
         "chart_data": {
-            "labels": [row["week"].strftime("%b %-d") for row in weekly],
+            "labels": [dateformat.format(row["week"], "M j") for row in weekly],
             "counts": [row["count"] for row in weekly],
         },
         "weekly": weekly,
