@@ -73,6 +73,9 @@ HEARTBEAT_SECONDS = 5.0
 # A run without a sign of life for this long is closed as failed; the
 # setting CINC_SYNC_STALE_AFTER (seconds) overrides it.
 STALE_AFTER_SECONDS = 600
+# A run still waiting for the rate limit this long after it started gives up
+# (a 1,000,000-lead site needs well under an hour at CINC's documented rate).
+MAX_RUN_AGE = timedelta(hours=12)
 # A rescheduled run may be claimed this early (clocks of different hosts);
 # its task's countdown already ends a second after the wait.
 WAKE_SLACK = timedelta(seconds=0.5)
@@ -703,6 +706,8 @@ def sync_connection(*, connection_id, sync_run_id=None, progress=None):
         _close_for_inactive(connection, sync_run_id)
         return SyncOutcome()
 
+    if sync_run_id is None:
+        sync_close_stale(connection=connection)
     run = _claim(connection, sync_run_id)
     if run is None:
         return SyncOutcome()
@@ -1192,6 +1197,14 @@ class _Sync:
     def _reschedule(self, exc):
         """Stop for a long rate-limit wait: queue the run again for later."""
         now = timezone.now()
+        if self.run.started_at and now - self.run.started_at > MAX_RUN_AGE:
+            self._end(
+                SyncRun.Status.FAILED,
+                f"CINC kept the sync waiting for its rate limit for more than "
+                f"{MAX_RUN_AGE.total_seconds() / 3600:.0f} hours ({exc}); it "
+                "gave up. The pages synced before were kept.",
+            )
+            return SyncOutcome(run=self.run)
         retry_at = exc.retry_at
         if retry_at is None:
             retry_at = now + timedelta(seconds=exc.retry_after or 20)

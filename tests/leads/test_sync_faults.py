@@ -363,3 +363,20 @@ def test_sync_of_inactive_connection_does_nothing_and_closes_its_queued_run(
     assert run.status == SyncRun.Status.FAILED
     assert "needs reconnecting" in run.error
     assert sum(sandbox.control.stats()["requests"].values()) == 0
+
+
+def test_run_kept_waiting_for_the_rate_limit_too_long_gives_up(
+    connection, sandbox, rate_window, monkeypatch, settings
+):
+    monkeypatch.setattr(sync, "PAGE_SIZE", 5)
+    rate_window(window=2, limit=1)
+    settings.CINC_MAX_INLINE_WAIT = 0.2
+    old = SyncRun.objects.create(
+        connection=connection, started_at=timezone.now() - timedelta(hours=13)
+    )
+
+    run = run_sync(connection, sync_run_id=old.pk)
+
+    assert run.status == SyncRun.Status.FAILED
+    assert "waiting for its rate limit for more than 12 hours" in run.error
+    assert run.waiting_until is None
