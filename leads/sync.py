@@ -896,11 +896,12 @@ class _Sync:
         except RateLimited as exc:
             return self._reschedule(exc)
         except _WalkIncomplete as exc:
-            self._end(SyncRun.Status.PARTIAL, str(exc))
+            self._end(SyncRun.Status.PARTIAL, str(exc), reason="walk incomplete")
         except ConnectionUnavailable as exc:
             self._end(
                 SyncRun.Status.FAILED,
                 f"{exc} The sync stopped; reconnect the site to sync again.",
+                reason="connection unavailable",
             )
         except (NotBroker, MissingScope) as exc:
             self._needs_reconnect(exc)
@@ -910,6 +911,7 @@ class _Sync:
                 f"CINC sent an answer the portal cannot read ({exc}). The pages "
                 "synced before it were kept and nothing was marked removed; "
                 "the next sync tries again.",
+                reason=f"malformed answer from CINC {exc.endpoint}",
             )
         except UpstreamError as exc:
             self._end(
@@ -917,9 +919,14 @@ class _Sync:
                 f"CINC did not answer properly, even after retries ({exc}). "
                 "The pages synced before it were kept; the next scheduled sync "
                 "tries again.",
+                reason=f"CINC {exc.endpoint}: {exc.kind}",
             )
         except CincError as exc:
-            self._end(SyncRun.Status.FAILED, f"CINC refused a request ({exc}).")
+            self._end(
+                SyncRun.Status.FAILED,
+                f"CINC refused a request ({exc}).",
+                reason=f"{type(exc).__name__} from CINC {exc.endpoint}",
+            )
         except Exception as exc:
             logger.exception(
                 "Sync %s of connection %s failed unexpectedly",
@@ -931,6 +938,7 @@ class _Sync:
                 SyncRun.Status.FAILED,
                 f"The sync stopped on an unexpected error ({type(exc).__name__}); "
                 "it is in the worker's log. The pages synced before it were kept.",
+                reason=type(exc).__name__,
             )
         finally:
             if self.client is not None:
@@ -1159,8 +1167,12 @@ class _Sync:
                 lines.append(f"… and {hidden} more.")
         return "\n".join(lines)
 
-    def _end(self, status, message):
-        """End the run as FAILED or PARTIAL with ``message`` first in error."""
+    def _end(self, status, message, *, reason):
+        """End the run as FAILED or PARTIAL with ``message`` first in error.
+
+        ``reason`` is what the log says: short, without upstream text (which
+        may quote leads' personal data).
+        """
         now = timezone.now()
         self.run.status = status
         self.run.finished_at = now
@@ -1170,12 +1182,13 @@ class _Sync:
         self._save(PROGRESS_FIELDS + ("status", "finished_at", "waiting_until"))
         self._prune_pages()
         logger.warning(
-            "Sync %s of connection %s ended %s in phase %s: %s",
+            "Sync %s of connection %s ended %s in phase %s at offset %s: %s",
             self.run.pk,
             self.connection.pk,
             status,
             self.run.phase,
-            message,
+            self.run.next_offset,
+            reason,
             extra=self._extra(),
         )
         self._report()
@@ -1192,7 +1205,7 @@ class _Sync:
             last_error=message,
             last_error_at=timezone.now(),
         )
-        self._end(SyncRun.Status.FAILED, message)
+        self._end(SyncRun.Status.FAILED, message, reason=type(exc).__name__)
 
     def _reschedule(self, exc):
         """Stop for a long rate-limit wait: queue the run again for later."""
@@ -1203,6 +1216,7 @@ class _Sync:
                 f"CINC kept the sync waiting for its rate limit for more than "
                 f"{MAX_RUN_AGE.total_seconds() / 3600:.0f} hours ({exc}); it "
                 "gave up. The pages synced before were kept.",
+                reason="rate-limit waits longer than the maximum run age",
             )
             return SyncOutcome(run=self.run)
         retry_at = exc.retry_at

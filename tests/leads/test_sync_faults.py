@@ -109,7 +109,7 @@ def test_early_429s_and_5xx_still_converge_to_the_exact_data(
 
 
 def test_malformed_page_fails_the_run_and_keeps_the_previous_mirror(
-    connection, sandbox, monkeypatch
+    connection, sandbox, monkeypatch, caplog
 ):
     monkeypatch.setattr(sync, "PAGE_SIZE", 20)
     sync.sync_connection(connection_id=connection.pk)
@@ -129,6 +129,8 @@ def test_malformed_page_fails_the_run_and_keeps_the_previous_mirror(
 
     assert run.status == SyncRun.Status.FAILED
     assert "cannot read" in run.error and "nothing was marked removed" in run.error
+    assert raw[20]["id"] in run.error  # the start of what CINC sent
+    assert raw[20]["id"] not in caplog.text  # leads' data stays out of logs
     assert (run.phase, run.next_offset) == (SyncRun.Phase.LEADS, 20)
     assert Lead.objects.get(cinc_id=early["id"]).source == "Early page"
     assert Lead.objects.get(cinc_id=late["id"]).source == late["info"]["source"]
