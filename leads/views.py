@@ -288,6 +288,18 @@ def _csv_rows(queryset):
 @require_GET
 def lead_export(request):
     lead_filter = _lead_filter(request)
+    problems = lead_filter.problems()
+    if problems:
+        # Exporting without the filter that could not be read would export
+        # more than the broker asked for: send them back to the list, which
+        # names the problem.
+        messages.error(
+            request,
+            "Nothing was exported: some of the filters could not be used. "
+            "Correct them, then export again.",
+        )
+        query = request.GET.urlencode()
+        return redirect(reverse("leads:list") + (f"?{query}" if query else ""))
     queryset = lead_filter.qs
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(

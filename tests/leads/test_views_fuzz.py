@@ -71,7 +71,7 @@ def test_lead_list_and_export_never_fail(broker_client, site, params):
     export = broker_client.get(reverse("leads:export"), params)
 
     assert listing.status_code in (200, 404)
-    assert export.status_code in (200, 404)
+    assert export.status_code in (200, 302, 404)  # 302: back to the list
     if export.status_code == 200:
         b"".join(export.streaming_content)
 

@@ -416,10 +416,24 @@ def test_export_keeps_ordinary_text(broker_client, site):
     assert row["City"] == "Winston-Salem"
 
 
-def test_export_with_bad_filters_still_answers(broker_client, site):
+def test_export_with_a_bad_filter_exports_nothing_and_says_why(broker_client, site):
     make_leads(site, 2)
 
-    response = broker_client.get(EXPORT, {"registered_from": "nope", "sort": "zzz"})
+    response = broker_client.get(
+        EXPORT, {"registered_from": "nope", "status": "closed"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{LIST}?registered_from=nope&status=closed"
+    shown = broker_client.get(response["Location"])
+    assert b"Nothing was exported" in shown.content
+    assert b'id="filter-problems"' in shown.content
+
+
+def test_export_ignores_the_page(broker_client, site):
+    make_leads(site, 2)
+
+    response = broker_client.get(EXPORT, {"page": "abc"})
 
     assert response.status_code == 200
     assert len(exported(response)) == 2
