@@ -17,7 +17,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 from django.urls.converters import UUIDConverter
 
 from accounts.models import Connection
@@ -25,10 +25,16 @@ from leads import sync
 from leads.models import Agent, Lead, LeadWrite, SyncRun
 from tests.conftest import connect_site
 from tests.leads.factories import fast_passwords  # noqa: F401 (a fixture)
+from tests.security.support import (
+    NAMESPACES,
+    app_urls,
+    body,
+    converters,
+    uuid_urls,
+)
 
 pytestmark = pytest.mark.django_db
 
-NAMESPACES = ("leads", "accounts")
 SEED = {
     "agents": 8,
     "leads": 40,
@@ -62,29 +68,6 @@ PLAIN_URLS = {
     "accounts:cinc-connect",
     "accounts:cinc-callback",
 }
-
-
-def app_urls():
-    """(namespaced name, pattern) of every URL of the leads and accounts apps."""
-    found = []
-
-    def walk(patterns, namespace):
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, entry.namespace or namespace)
-            elif isinstance(entry, URLPattern) and namespace in NAMESPACES:
-                found.append((f"{namespace}:{entry.name}", entry.pattern))
-
-    walk(get_resolver().url_patterns, None)
-    return found
-
-
-def converters(pattern):
-    return getattr(pattern, "converters", {})
-
-
-def uuid_urls():
-    return [(name, p) for name, p in app_urls() if converters(p)]
 
 
 @pytest.fixture
@@ -160,15 +143,6 @@ def secrets_of(connection):
         for value in values
         if value and len(value) > 3 and not any(value in other for other in others)
     }
-
-
-def body(response):
-    """The response's bytes (a streamed export is read once and kept)."""
-    if not response.streaming:
-        return response.content
-    if not hasattr(response, "read_body"):
-        response.read_body = b"".join(response.streaming_content)
-    return response.read_body
 
 
 def leaked(response, secrets):
