@@ -19,7 +19,12 @@ from django.utils import timezone
 
 from cinc import errors as cinc_errors
 from cinc.client import CincClient
-from cinc.oauth import build_authorize_url, exchange_code, make_pkce_pair, refresh_tokens
+from cinc.oauth import (
+    build_authorize_url,
+    exchange_code,
+    make_pkce_pair,
+    refresh_tokens,
+)
 
 from .models import Connection
 
@@ -28,6 +33,7 @@ logger = logging.getLogger(__name__)
 STATE_SESSION_KEY = "cinc_oauth_states"
 MAX_PENDING_STATES = 5
 REFRESH_MARGIN = timedelta(seconds=60)
+USER_AGENT = "cinc-portal"
 
 
 class ConnectError(Exception):
@@ -49,7 +55,7 @@ class ConnectionUnavailable(Exception):
 
 def _http_session():
     session = requests.Session()
-    session.headers["User-Agent"] = "cinc-portal"
+    session.headers["User-Agent"] = USER_AGENT
     return session
 
 
@@ -438,24 +444,27 @@ def rate_limiter():
         store = ratelimit.RedisStore(broker)
     else:
         store = ratelimit.FileStore(settings.CINC_RATELIMIT_DIR)
-    return ratelimit.RateLimiter(store)
+    return ratelimit.RateLimiter(
+        store, limit=settings.CINC_RATE_LIMIT, window=settings.CINC_RATE_WINDOW
+    )
 
 
 def connection_client(*, connection, on_event=None, max_wait=None):
     """A CINC client acting for ``connection`` with its tokens and limits."""
     tokens = _ConnectionTokens(connection.pk)
-    return CincClient(
+    client = CincClient(
         connection.api_url,
         token=tokens.token,
         refresh=tokens.refresh,
         limiter=rate_limiter(),
         limiter_prefix=str(connection.uuid),
-        session=_http_session(),
         timeout=_timeout(),
         token_header=settings.CINC_TOKEN_HEADER,
         max_wait=settings.CINC_MAX_INLINE_WAIT if max_wait is None else max_wait,
         on_event=on_event,
     )
+    client.session.headers["User-Agent"] = USER_AGENT
+    return client
 
 
 def connection_disconnect(*, connection, delete_mirror=False):

@@ -317,6 +317,11 @@ CINC_CONNECT_TIMEOUT = env.float("CINC_CONNECT_TIMEOUT", default=5.0)
 # reschedule the Celery task with a countdown.
 CINC_MAX_INLINE_WAIT = env.float("CINC_MAX_INLINE_WAIT", default=10.0)
 CINC_RATELIMIT_DIR = VAR_DIR / "ratelimit"
+# CINC's documented budget: 15 requests per 20 seconds per endpoint. The
+# limit adapts to what CINC announces in its headers; the window does not
+# (CINC does not announce it), so a sandbox with a shorter window says so here.
+CINC_RATE_LIMIT = env.int("CINC_RATE_LIMIT", default=15)
+CINC_RATE_WINDOW = env.float("CINC_RATE_WINDOW", default=20.0)
 OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
 
 # Celery beat (after the CINC settings, whose interval it uses): queue a sync

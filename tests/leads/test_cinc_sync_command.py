@@ -7,9 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-import accounts.services
 from accounts.models import Connection
-from cinc.ratelimit import FileStore, RateLimiter
 from leads import sync
 from leads.models import Lead, SyncRun
 
@@ -61,13 +59,8 @@ def test_command_sleeps_through_a_long_rate_limit_wait_and_resumes(
     monkeypatch.setattr(sync, "PAGE_SIZE", 20)
     settings.CINC_MAX_INLINE_WAIT = 0.2
     sandbox.control.config(window=1, limit=2)
-    # The portal's limiter assumes CINC's 20-second window; tell it the
-    # sandbox's shorter one.
-    monkeypatch.setattr(
-        accounts.services,
-        "rate_limiter",
-        lambda: RateLimiter(FileStore(settings.CINC_RATELIMIT_DIR), window=1),
-    )
+    # CINC does not announce its window; tell the portal the sandbox's.
+    settings.CINC_RATE_WINDOW = 1
     long_ago = timezone.now() - timedelta(hours=1)
     SyncRun.objects.create(  # an older failed run does not matter
         connection=connection, status=SyncRun.Status.FAILED, finished_at=long_ago

@@ -7,10 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-import accounts.services
 from accounts.models import Connection
 from cinc.client import CincClient
-from cinc.ratelimit import FileStore, RateLimiter
 from leads import sync, tasks
 from leads.models import Lead, SyncRun, SyncRunPage
 
@@ -20,20 +18,13 @@ MAX_RUNS = 6
 
 @pytest.fixture
 def rate_window(sandbox, monkeypatch, settings):
-    """Give the sandbox a short rate window, and tell the portal's limiter.
-
-    The portal's limiter assumes CINC's documented 20-second window (there
-    is no setting for it); the sandbox's shorter windows keep tests fast.
-    """
+    """Give the sandbox a short rate window, and tell the portal's limiter
+    (CINC announces its limit in headers, but not its window)."""
 
     def configure(*, window, limit):
         sandbox.control.config(window=window, limit=limit)
-
-        def limiter():
-            store = FileStore(settings.CINC_RATELIMIT_DIR)
-            return RateLimiter(store, limit=limit, window=window)
-
-        monkeypatch.setattr(accounts.services, "rate_limiter", limiter)
+        settings.CINC_RATE_WINDOW = window
+        settings.CINC_RATE_LIMIT = limit
 
     return configure
 
