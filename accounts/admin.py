@@ -19,7 +19,12 @@ class ConnectionAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "connected_at"]
     list_select_related = ["broker"]
-    search_fields = ["cinc_username", "cinc_agent_name", "cinc_agent_id", "broker__username"]
+    search_fields = [
+        "cinc_username",
+        "cinc_agent_name",
+        "cinc_agent_id",
+        "broker__username",
+    ]
     exclude = ["access_token_ciphertext", "refresh_token_ciphertext"]
     readonly_fields = [
         "uuid",

@@ -146,9 +146,7 @@ def connection_connect(*, broker, session, params):
     me = _who_consented(tokens=tokens)
 
     if "broker" not in me["roles"]:
-        logger.warning(
-            "Consent from CINC agent %s refused: no broker role", me["id"]
-        )
+        logger.warning("Consent from CINC agent %s refused: no broker role", me["id"])
         raise ConnectError(
             "The CINC user %s is not a broker on that site. CINC only lets "
             "brokers use the API, so nothing was connected. Ask a broker of "
@@ -284,7 +282,9 @@ def _who_consented(*, tokens):
             code="no_read_scope",
         ) from None
     except cinc_errors.CincError as exc:
-        logger.warning("CINC `me` failed after the token exchange: %s", type(exc).__name__)
+        logger.warning(
+            "CINC `me` failed after the token exchange: %s", type(exc).__name__
+        )
         raise ConnectError(
             "CINC accepted the sign-in but did not say who you are (%s). "
             "Nothing was connected; please try again." % type(exc).__name__,
@@ -428,7 +428,9 @@ class _ConnectionTokens:
         return connection.access_token
 
     def refresh(self):
-        token = connection_refresh(connection_id=self.connection_id, stale=self._ciphertext)
+        token = connection_refresh(
+            connection_id=self.connection_id, stale=self._ciphertext
+        )
         self._ciphertext = Connection.objects.values_list(
             "access_token_ciphertext", flat=True
         ).get(pk=self.connection_id)

@@ -109,7 +109,9 @@ def queued_syncs(monkeypatch):
 
 
 @pytest.fixture
-def connection(broker_client, broker, sandbox, queued_syncs, django_capture_on_commit_callbacks):
+def connection(
+    broker_client, broker, sandbox, queued_syncs, django_capture_on_commit_callbacks
+):
     """The broker's connection to the sandbox's demo site, made through the
     real OAuth flow."""
     with django_capture_on_commit_callbacks(execute=True):

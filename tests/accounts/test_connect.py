@@ -33,7 +33,9 @@ def test_connect_redirects_to_cinc_with_the_documented_parameters(
     location = urlsplit(response["Location"])
     params = parse_qs(location.query)
     assert response.status_code == 302
-    assert f"{location.scheme}://{location.netloc}{location.path}" == sandbox.authorize_url
+    assert (
+        f"{location.scheme}://{location.netloc}{location.path}" == sandbox.authorize_url
+    )
     assert params["client_id"] == ["cinc-portal-dev"]
     assert params["response_type"] == ["code"]
     assert params["redirect_uri"] == ["http://127.0.0.1:8000/cinc/callback/"]
@@ -45,7 +47,10 @@ def test_each_connect_gets_a_fresh_state(broker_client, sandbox):
     first = broker_client.post(reverse("accounts:cinc-connect"))["Location"]
     second = broker_client.post(reverse("accounts:cinc-connect"))["Location"]
 
-    assert parse_qs(urlsplit(first).query)["state"] != parse_qs(urlsplit(second).query)["state"]
+    assert (
+        parse_qs(urlsplit(first).query)["state"]
+        != parse_qs(urlsplit(second).query)["state"]
+    )
 
 
 def test_approve_stores_encrypted_tokens_and_queues_first_sync(
@@ -86,12 +91,16 @@ def test_tokens_are_never_in_the_raw_database_column(connection, django_db_block
     assert stored[0].startswith("gAAAA")  # a Fernet token
 
 
-def test_tokens_are_not_on_the_dashboard_or_in_the_admin(connection, broker_client, admin_client):
+def test_tokens_are_not_on_the_dashboard_or_in_the_admin(
+    connection, broker_client, admin_client
+):
     access, refresh = connection.access_token, connection.refresh_token
 
     pages = [
         broker_client.get(reverse("leads:dashboard")).content.decode(),
-        admin_client.get(reverse("admin:accounts_connection_changelist")).content.decode(),
+        admin_client.get(
+            reverse("admin:accounts_connection_changelist")
+        ).content.decode(),
         admin_client.get(
             reverse("admin:accounts_connection_change", args=[connection.pk])
         ).content.decode(),
@@ -124,16 +133,26 @@ def test_deny_connects_nothing_and_says_so(broker_client, broker, sandbox):
     "tamper",
     [
         lambda query: query.replace("state=", "state=x"),
-        lambda query: "&".join(p for p in query.split("&") if not p.startswith("state=")),
+        lambda query: "&".join(
+            p for p in query.split("&") if not p.startswith("state=")
+        ),
     ],
     ids=["tampered", "missing"],
 )
-def test_bad_state_is_refused_before_the_code_is_used(broker_client, broker, sandbox, tamper):
+def test_bad_state_is_refused_before_the_code_is_used(
+    broker_client, broker, sandbox, tamper
+):
     authorize_url = broker_client.post(reverse("accounts:cinc-connect"))["Location"]
-    callback = urlsplit(sandbox.control.approve(authorize_url, username="buum@cu.com", password="sandbox"))
+    callback = urlsplit(
+        sandbox.control.approve(
+            authorize_url, username="buum@cu.com", password="sandbox"
+        )
+    )
     sandbox.control.reset_stats()
 
-    response = broker_client.get(f"{callback.path}?{tamper(callback.query)}", follow=True)
+    response = broker_client.get(
+        f"{callback.path}?{tamper(callback.query)}", follow=True
+    )
 
     assert response.status_code == 200
     assert not broker.cinc_connections.exists()
@@ -144,7 +163,9 @@ def test_bad_state_is_refused_before_the_code_is_used(broker_client, broker, san
 def test_replayed_state_is_refused(broker_client, broker, sandbox, queued_syncs):
     authorize_url = broker_client.post(reverse("accounts:cinc-connect"))["Location"]
     callback = callback_path(
-        sandbox.control.approve(authorize_url, username="buum@cu.com", password="sandbox")
+        sandbox.control.approve(
+            authorize_url, username="buum@cu.com", password="sandbox"
+        )
     )
     broker_client.get(callback)
     broker.cinc_connections.all().delete()
@@ -160,7 +181,9 @@ def test_state_from_another_session_is_refused(client, make_broker, sandbox):
     client.force_login(mallory)
     authorize_url = client.post(reverse("accounts:cinc-connect"))["Location"]
     callback = callback_path(
-        sandbox.control.approve(authorize_url, username="buum@cu.com", password="sandbox")
+        sandbox.control.approve(
+            authorize_url, username="buum@cu.com", password="sandbox"
+        )
     )
     client.logout()
     client.force_login(alice)
@@ -187,11 +210,15 @@ def test_replayed_code_is_refused_by_cinc(broker_client, broker, sandbox, queued
     code = parse_qs(first.query)["code"][0]
 
     response = broker_client.get(
-        reverse("accounts:cinc-callback"), {"code": code, "state": second_state}, follow=True
+        reverse("accounts:cinc-callback"),
+        {"code": code, "state": second_state},
+        follow=True,
     )
 
     assert not broker.cinc_connections.exists()
-    assert any("refused the sign-in" in message for message in follow_messages(response))
+    assert any(
+        "refused the sign-in" in message for message in follow_messages(response)
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,7 +236,9 @@ def test_token_endpoint_faults_give_a_clear_message(
     settings.CINC_TIMEOUT = 1.0
     authorize_url = broker_client.post(reverse("accounts:cinc-connect"))["Location"]
     callback = callback_path(
-        sandbox.control.approve(authorize_url, username="buum@cu.com", password="sandbox")
+        sandbox.control.approve(
+            authorize_url, username="buum@cu.com", password="sandbox"
+        )
     )
     sandbox.control.config(**knobs)
 
@@ -265,7 +294,9 @@ def test_connecting_the_same_site_again_updates_the_connection(
 
 
 def test_callback_requires_sign_in(client, sandbox):
-    response = client.get(reverse("accounts:cinc-callback"), {"code": "x", "state": "y"})
+    response = client.get(
+        reverse("accounts:cinc-callback"), {"code": "x", "state": "y"}
+    )
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
@@ -283,7 +314,9 @@ def test_callback_requires_sign_in(client, sandbox):
     ids=["empty", "huge", "repeated", "binary", "error-junk"],
 )
 def test_callback_with_junk_answers_with_a_clear_page(broker_client, sandbox, query):
-    response = broker_client.get(f"{reverse('accounts:cinc-callback')}?{query}", follow=True)
+    response = broker_client.get(
+        f"{reverse('accounts:cinc-callback')}?{query}", follow=True
+    )
 
     assert response.status_code == 200
     assert b"<script>" not in response.content
@@ -295,7 +328,9 @@ def test_another_brokers_connection_is_404(connection, make_broker, client):
     client.force_login(other)
 
     reconnect = client.post(reverse("accounts:cinc-reconnect", args=[connection.uuid]))
-    disconnect = client.post(reverse("accounts:cinc-disconnect", args=[connection.uuid]))
+    disconnect = client.post(
+        reverse("accounts:cinc-disconnect", args=[connection.uuid])
+    )
 
     assert reconnect.status_code == 404
     assert disconnect.status_code == 404
@@ -304,7 +339,9 @@ def test_another_brokers_connection_is_404(connection, make_broker, client):
 
 
 def test_disconnect_forgets_tokens_and_keeps_the_mirror(connection, broker_client):
-    response = broker_client.post(reverse("accounts:cinc-disconnect", args=[connection.uuid]))
+    response = broker_client.post(
+        reverse("accounts:cinc-disconnect", args=[connection.uuid])
+    )
 
     connection.refresh_from_db()
     assert response.status_code == 302
@@ -315,26 +352,33 @@ def test_disconnect_forgets_tokens_and_keeps_the_mirror(connection, broker_clien
 
 def test_disconnect_can_delete_the_mirror(connection, broker_client):
     broker_client.post(
-        reverse("accounts:cinc-disconnect", args=[connection.uuid]), {"delete_mirror": "on"}
+        reverse("accounts:cinc-disconnect", args=[connection.uuid]),
+        {"delete_mirror": "on"},
     )
 
     assert not Connection.objects.filter(pk=connection.pk).exists()
 
 
 def test_reconnect_starts_a_new_consent(connection, broker_client, sandbox):
-    response = broker_client.post(reverse("accounts:cinc-reconnect", args=[connection.uuid]))
+    response = broker_client.post(
+        reverse("accounts:cinc-reconnect", args=[connection.uuid])
+    )
 
     assert response.status_code == 302
     assert response["Location"].startswith(sandbox.authorize_url)
 
 
-def test_pkce_is_sent_when_enabled(broker_client, broker, sandbox, settings, queued_syncs):
+def test_pkce_is_sent_when_enabled(
+    broker_client, broker, sandbox, settings, queued_syncs
+):
     settings.CINC_USE_PKCE = True
 
     authorize_url = broker_client.post(reverse("accounts:cinc-connect"))["Location"]
     params = parse_qs(urlsplit(authorize_url).query)
     callback = callback_path(
-        sandbox.control.approve(authorize_url, username="buum@cu.com", password="sandbox")
+        sandbox.control.approve(
+            authorize_url, username="buum@cu.com", password="sandbox"
+        )
     )
     broker_client.get(callback)
 

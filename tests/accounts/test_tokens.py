@@ -108,10 +108,15 @@ def test_a_revoked_refresh_token_needs_reconnect_and_stops_asking(
     assert sandbox.control.stats()["token_grants"]["refresh_token"] == 0
     page = broker_client.get(reverse("leads:dashboard"))
     assert b"needs reconnecting" in page.content
-    assert reverse("accounts:cinc-reconnect", args=[connection.uuid]).encode() in page.content
+    assert (
+        reverse("accounts:cinc-reconnect", args=[connection.uuid]).encode()
+        in page.content
+    )
 
 
-def test_reconnecting_restores_an_active_connection(connection, sandbox, broker_client, queued_syncs):
+def test_reconnecting_restores_an_active_connection(
+    connection, sandbox, broker_client, queued_syncs
+):
     sandbox.control.revoke_tokens()
     expire(connection)
     with pytest.raises(services.ConnectionUnavailable):
@@ -140,7 +145,12 @@ def test_a_log_capture_of_the_whole_flow_holds_no_token(
     with pytest.raises(services.ConnectionUnavailable):
         services.connection_access_token(connection_id=connection.pk)
 
-    secrets = [*first, connection.access_token, connection.refresh_token, "cinc-portal-dev-secret"]
+    secrets = [
+        *first,
+        connection.access_token,
+        connection.refresh_token,
+        "cinc-portal-dev-secret",
+    ]
     assert caplog.records
     for secret in filter(None, secrets):
         assert secret not in caplog.text

@@ -14,10 +14,15 @@ class Command(BaseCommand):
     def handle(self, *args, username, password, **options):
         user, created = get_user_model().objects.get_or_create(
             username=username,
-            defaults={"first_name": "Demo", "last_name": "Broker", "email": "demo@example.com"},
+            defaults={
+                "first_name": "Demo",
+                "last_name": "Broker",
+                "email": "demo@example.com",
+            },
         )
         user.set_password(password)
         user.save()
         self.stdout.write(
-            "%s the demo broker login '%s'." % ("Created" if created else "Kept", username)
+            "%s the demo broker login '%s'."
+            % ("Created" if created else "Kept", username)
         )

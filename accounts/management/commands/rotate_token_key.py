@@ -31,4 +31,6 @@ class Command(BaseCommand):
                     access_token_ciphertext=access, refresh_token_ciphertext=refresh
                 )
                 count += 1
-        self.stdout.write(self.style.SUCCESS("Re-encrypted the tokens of %d connection(s)." % count))
+        self.stdout.write(
+            self.style.SUCCESS("Re-encrypted the tokens of %d connection(s)." % count)
+        )
