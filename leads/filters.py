@@ -69,6 +69,19 @@ def date_in_range(day):
         )
 
 
+class BlankableDateField(forms.DateField):
+    """A date; blank or only spaces means no date (not an error)."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.strip()
+        return super().to_python(value)
+
+
+class DateFilter(django_filters.DateFilter):
+    field_class = BlankableDateField
+
+
 class YesNoFilter(django_filters.ChoiceFilter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("choices", YES_NO[1:])
@@ -124,13 +137,13 @@ class LeadFilter(BrokerFilterSet):
     state = django_filters.CharFilter(
         label="State", field_name="state", lookup_expr="iexact", max_length=MAX_TEXT
     )
-    registered_from = django_filters.DateFilter(
+    registered_from = DateFilter(
         label="Registered from",
         method="filter_registered_from",
         validators=[date_in_range],
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    registered_to = django_filters.DateFilter(
+    registered_to = DateFilter(
         label="Registered to",
         method="filter_registered_to",
         validators=[date_in_range],

@@ -613,3 +613,14 @@ def test_refresh_when_cinc_fails_shows_the_fault(
 
     assert response.status_code == 200
     assert b"CINC could not be asked for this lead" in response.content
+
+
+def test_blank_dates_are_no_filter(broker_client, site):
+    make_leads(site, 2)
+
+    response = broker_client.get(LIST, {"registered_from": "  ", "registered_to": ""})
+    export = broker_client.get(EXPORT, {"registered_from": " "})
+
+    assert response.context["problems"] == []
+    assert len(listed(response)) == 2
+    assert export.status_code == 200
