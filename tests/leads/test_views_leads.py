@@ -256,7 +256,7 @@ def test_filters_live_in_the_url(broker_client, site):
         ({"registered_to": "9999-12-31"}, "between 1900"),
         ({"sort": "password"}, "Sort"),
         ({"sort": "-"}, "Sort"),
-        ({"status": "x" * 5000}, "Status"),
+        ({"status": "x" * 1000}, "Status"),
         ({"q": "x" * 101}, "Search"),
         ({"city": "y" * 500}, "City"),
         ({"agent": "not-a-uuid"}, "Assigned agent"),
