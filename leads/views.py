@@ -7,6 +7,7 @@ message on the page, never a 500.
 """
 
 import csv
+import functools
 import logging
 
 from django.contrib import messages
@@ -34,6 +35,10 @@ PAGE_SIZE = 50
 MAX_PAGE_PARAM = 9
 CSV_CHUNK = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A filter link is a few hundred characters. A longer query string is not
+# read: the lists would echo it into every sort, page and export link, so a
+# 1 MB link would make a 35 MB page.
+MAX_QUERY_STRING = 4096
 
 
 # Dashboard --------------------------------------------------------------------
@@ -94,6 +99,27 @@ def sync_progress(request, uuid):
 # Leads ----------------------------------------------------------------------
 
 
+def _bounded_query(list_name):
+    """Refuse a query string over ``MAX_QUERY_STRING``: back to the plain
+    list ``list_name``, with a message."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_STRING:
+                messages.error(
+                    request,
+                    "That link is too long to be a filter of this page, so it "
+                    "was not used.",
+                )
+                return redirect(list_name)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 def _check_owned(request, model, name):
     """404 for a well-formed uuid in ``name`` that is not the broker's."""
     value = request.GET.get(name)
@@ -148,6 +174,7 @@ def _sort_columns(current, sorts):
 
 @login_required
 @require_GET
+@_bounded_query("leads:list")
 def lead_list(request):
     lead_filter = _lead_filter(request)
     problems = lead_filter.problems()
@@ -286,6 +313,7 @@ def _csv_rows(queryset):
 
 @login_required
 @require_GET
+@_bounded_query("leads:list")
 def lead_export(request):
     lead_filter = _lead_filter(request)
     problems = lead_filter.problems()
@@ -355,6 +383,7 @@ def lead_refresh(request, uuid):
 
 @login_required
 @require_GET
+@_bounded_query("leads:agent-list")
 def agent_list(request):
     _check_owned(request, Connection, "connection")
     agent_filter = AgentFilter(
