@@ -24,6 +24,7 @@ Public functions:
   also used by lead refresh and lead creation.
 """
 
+import bisect
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
@@ -1074,6 +1076,8 @@ class _Sync:
             missing = self._missing(phase, model)
             if len(missing) <= CONFIRM_REMOVALS_UP_TO:
                 missing = self._confirm(missing, fetch, upsert)
+            else:
+                missing = self._unless_skipped(phase, model, missing, fetch, upsert)
             removals[model] = list(missing.values())
 
         now = timezone.now()
@@ -1128,6 +1132,69 @@ class _Sync:
             for cinc_id, pk in active.values_list("cinc_id", "pk").iterator()
             if cinc_id not in seen
         }
+
+    def _unless_skipped(self, phase, model, missing, fetch, upsert):
+        """Of many missing records, those that may have been skipped.
+
+        Too many records are missing to ask for each: a real mass removal,
+        or also records the walk skipped because records before them were
+        removed while it ran. A skipped record came right after the last
+        record of one page and before the first of the next; the mirror was
+        filled in CINC's list order, so its row lies between theirs. Those
+        records are asked for (when few enough) or left for a later run;
+        the others are marked removed without asking.
+        """
+        seams = self._seams(phase, model)
+        lows = [low for low, _ in seams]
+        suspects = {
+            cinc_id: pk
+            for cinc_id, pk in missing.items()
+            if (at := bisect.bisect_left(lows, pk) - 1) >= 0 and pk < seams[at][1]
+        }
+        if not suspects:
+            return missing
+        rest = {k: pk for k, pk in missing.items() if k not in suspects}
+        if len(suspects) <= CONFIRM_REMOVALS_UP_TO:
+            return {**rest, **self._confirm(suspects, fetch, upsert)}
+        logger.warning(
+            "Sync %s of connection %s: %s missing %s lie between two pages of "
+            "the walk (skipped?); left for a later sync to confirm",
+            self.run.pk,
+            self.connection.pk,
+            len(suspects),
+            phase,
+            extra=self._extra(),
+        )
+        return rest
+
+    def _seams(self, phase, model):
+        """Sorted, disjoint (low, high): the pks of the last record of a page
+        and of the first of the next, for every two pages of the walk in a
+        row (where the mirror's order agrees with the walk's)."""
+        pages = [
+            ids
+            for ids in SyncRunPage.objects.filter(run=self.run, phase=phase)
+            .order_by("offset")
+            .values_list("cinc_ids", flat=True)
+            if ids
+        ]
+        edges = [(before[-1], after[0]) for before, after in pairwise(pages)]
+        pks = {}
+        for chunk in _chunks({cinc_id for edge in edges for cinc_id in edge}):
+            rows = model.objects.filter(connection=self.connection, cinc_id__in=chunk)
+            pks.update(rows.values_list("cinc_id", "pk"))
+        spans = sorted(
+            (pks[a], pks[b])
+            for a, b in edges
+            if a in pks and b in pks and pks[a] < pks[b]
+        )
+        merged = []
+        for low, high in spans:
+            if merged and low < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+            else:
+                merged.append((low, high))
+        return merged
 
     def _confirm(self, missing, fetch, upsert):
         """Ask CINC for each missing record: a 404 confirms the removal;
