@@ -17,6 +17,7 @@ What is checked:
   error, never a crash and never dropped without a count.
 """
 
+import re
 import string
 import uuid
 from urllib.parse import urlencode
@@ -386,6 +387,23 @@ def test_no_page_fails_on_a_broken_query_string(broker_client, mirror, raw):
         response = broker_client.get(f"{url}?{raw}")
         read(response)
         assert response.status_code in (200, 302, 404), (url, raw)
+
+
+def test_export_link_of_a_list_with_unusable_filters_leads_to_the_message(
+    broker_client, mirror
+):
+    """The list's Export CSV link carries the list's filters; when one cannot
+    be used the export answers the list page with a message, so the link
+    must not make the browser save that answer as a file (``download``)."""
+    page = broker_client.get(reverse("leads:list"), {"status": "no-such-status"})
+    link = re.search(rb'<a [^>]*id="export-csv"[^>]*>', page.content).group(0)
+    href = re.search(rb'href="([^"]+)"', link).group(1).decode().replace("&amp;", "&")
+
+    followed = broker_client.get(href, follow=True)
+
+    assert b'id="filter-problems"' in page.content
+    assert b" download" not in link
+    assert b"Nothing was exported" in followed.content
 
 
 # Oversized input ---------------------------------------------------------------
