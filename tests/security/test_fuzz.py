@@ -40,6 +40,8 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# The query-parameter tests run fewer examples: each one renders a list.
+FUZZ_PAGES = settings(FUZZ, max_examples=40)
 MEGABYTE = 1024 * 1024
 
 LEAD_PARAMS = (
@@ -291,7 +293,7 @@ def read(response):
 # Query parameters ------------------------------------------------------------
 
 
-@FUZZ
+@FUZZ_PAGES
 @given(data=st.data())
 def test_leads_list_refuses_bad_parameters_with_a_message(broker_client, mirror, data):
     good = good_values(mirror, LEAD_SORTS)
@@ -311,7 +313,7 @@ def test_leads_list_refuses_bad_parameters_with_a_message(broker_client, mirror,
         assert b'id="filter-problems"' in response.content, (pairs, refused)
 
 
-@FUZZ
+@FUZZ_PAGES
 @given(data=st.data())
 def test_export_refuses_bad_filters_instead_of_exporting_everything(
     broker_client, mirror, data
@@ -342,7 +344,7 @@ def test_export_refuses_bad_filters_instead_of_exporting_everything(
         assert response.status_code == 302 and unsure, pairs
 
 
-@FUZZ
+@FUZZ_PAGES
 @given(data=st.data())
 def test_agents_list_refuses_bad_parameters_with_a_message(broker_client, mirror, data):
     good = good_values(mirror, AGENT_SORTS)
@@ -362,7 +364,7 @@ def test_agents_list_refuses_bad_parameters_with_a_message(broker_client, mirror
         assert b'id="filter-problems"' in response.content, (pairs, refused)
 
 
-@settings(FUZZ, max_examples=20)
+@settings(FUZZ, max_examples=15)
 @given(
     raw=st.lists(
         st.one_of(
