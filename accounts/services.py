@@ -294,12 +294,13 @@ def _who_consented(*, tokens):
 
 
 def _queue_first_sync(connection_id):
+    """Queue the first sync as a run the dashboard can show at once."""
     # Imported here: accounts must not import leads at module import time.
-    from leads.tasks import sync_connection_task
+    from leads.sync import sync_start
 
     try:
-        sync_connection_task.delay(connection_id)
-    except Exception:  # the broker (Redis) may be down; the beat retries.
+        sync_start(connection=Connection.objects.get(pk=connection_id))
+    except Exception:  # never turn a made connection into an error page
         logger.exception(
             "Could not queue the first sync of connection %s",
             connection_id,

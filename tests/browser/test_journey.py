@@ -46,10 +46,7 @@ def test_broker_connects_watches_first_sync_and_works_with_leads(
     )
     page.problems.assert_clean("the dashboard after connecting")
 
-    # TODO: the first sync's task is queued without a SyncRun row, so the
-    # page cannot show it (test_dashboard_shows_the_first_sync_right_after_
-    # connecting); until it can, "Sync now" makes the run the page watches.
-    page.click("button[id^=sync-now-]")
+    # The first sync is queued as a run the page shows and watches.
     progress = page.locator(".sync-progress")
     expect(progress).to_have_attribute("data-status", "queued")
     expect(progress).to_have_attribute("hx-trigger", re.compile("every"))
@@ -148,12 +145,6 @@ def test_broker_connects_watches_first_sync_and_works_with_leads(
     assert stats["leads_created"] == 1 and stats["requests"]["lead_create"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accounts.services queues the first sync's task without a SyncRun "
-    "row: until the worker starts it, the dashboard says 'Not synced yet' and "
-    "does not poll, although the message says the sync has been queued",
-)
 def test_dashboard_shows_the_first_sync_right_after_connecting(signed_in_page, portal):
     page = signed_in_page
     portal.worker.hold()
