@@ -322,6 +322,8 @@ CINC_RATELIMIT_DIR = VAR_DIR / "ratelimit"
 # (CINC does not announce it), so a sandbox with a shorter window says so here.
 CINC_RATE_LIMIT = env.int("CINC_RATE_LIMIT", default=15)
 CINC_RATE_WINDOW = env.float("CINC_RATE_WINDOW", default=20.0)
+# A running sync with no sign of life for this long is closed as failed.
+CINC_SYNC_STALE_AFTER = env.int("CINC_SYNC_STALE_AFTER", default=600)
 OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
 
 # Celery beat (after the CINC settings, whose interval it uses): queue a sync
