@@ -8,6 +8,7 @@ its section and keeps the others'.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ DATABASES = ("sqlite", "postgresql")
 
 FULL = {
     "sync": {"leads": 50_000},
-    "writes": {"leads": 100_000, "naive_sample": 5_000},
+    "writes": {"leads": 100_000, "naive_sample": 3_000},
     "memory": {"sizes": [25_000, 50_000, 100_000]},
     "pages": {"leads": 100_000, "repeats": 30, "deep_page": 1_500},
 }
@@ -123,12 +124,50 @@ def _stop_group(process):
 # The benchmarks, as run from the parent process. -----------------------------
 
 
-def bench_sync(sizes, dbs):
-    with databases.scratch_database("sqlite") as env:
-        return {"sqlite": run_worker("sync", sizes["sync"], env)}
+class Databases:
+    """Scratch databases by kind, kept open until the run ends, so the
+    pages benchmark can use the mirror the writes benchmark left."""
+
+    def __init__(self, stack, *, shared):
+        self.stack = stack
+        self.shared = shared
+        self.open = {}
+
+    @contextlib.contextmanager
+    def use(self, kind):
+        """(environment, notes) of a database of ``kind``: a new one, or
+        the shared one. Notes pass things on (the writes broker)."""
+        if not self.shared:
+            with databases.scratch_database(kind) as env:
+                yield env, {}
+            return
+        if kind not in self.open:
+            env = self.stack.enter_context(databases.scratch_database(kind))
+            self.open[kind] = (env, {})
+        yield self.open[kind]
 
 
-def bench_memory(sizes, dbs):
+SYNC_VARIANTS = {
+    # The portal as shipped: its limiter paces by the documented 20 s window.
+    "shipped": None,
+    # The limiter told the sandbox's window, as a setting would.
+    "window_known": "window",
+}
+
+
+def bench_sync(sizes, dbs, store):
+    figures = {}
+    for variant, window in SYNC_VARIANTS.items():
+        params = dict(sizes["sync"])
+        if window:
+            params["limiter_window_s"] = params.get("window", 2.0)
+        say(f"sync: variant {variant}")
+        with databases.scratch_database("sqlite") as env:
+            figures[variant] = run_worker("sync", params, env)
+    return figures
+
+
+def bench_memory(sizes, dbs, store):
     runs = []
     for leads in sizes["memory"]["sizes"]:
         say(f"memory: a sync of {leads:,} leads in a fresh process")
@@ -137,27 +176,36 @@ def bench_memory(sizes, dbs):
     return {"runs": runs}
 
 
-def _per_database(dbs, body):
+def _per_database(dbs, body, store):
     figures = {}
     for kind in dbs:
         try:
-            with databases.scratch_database(kind) as env:
-                figures[kind] = body(env)
+            with store.use(kind) as (env, notes):
+                figures[kind] = body(env, notes)
         except databases.DatabaseUnavailable as exc:
             say(f"skipping {kind}: {exc}")
             figures[kind] = {"skipped": str(exc)}
     return figures
 
 
-def bench_writes(sizes, dbs):
-    return _per_database(dbs, lambda env: run_worker("writes", sizes["writes"], env))
+def bench_writes(sizes, dbs, store):
+    def body(env, notes):
+        figures = run_worker("writes", sizes["writes"], env)
+        notes["writes_broker"] = figures["broker"]
+        notes["writes_leads"] = figures["leads"]
+        return figures
+
+    return _per_database(dbs, body, store)
 
 
-def bench_pages(sizes, dbs):
+def bench_pages(sizes, dbs, store):
     params = sizes["pages"]
 
-    def body(env):
-        seeded = run_worker("pages-seed", {"leads": params["leads"]}, env)
+    def body(env, notes):
+        seed_params = {"leads": params["leads"]}
+        if notes.get("writes_leads") == params["leads"]:
+            seed_params["adopt"] = notes["writes_broker"]
+        seeded = run_worker("pages-seed", seed_params, env)
         where = {k: seeded[k] for k in ("broker", "leads")}
         timing = {
             **where,
@@ -173,7 +221,7 @@ def bench_pages(sizes, dbs):
             "csv": run_worker("csv", where, env, no_migrate=True),
         }
 
-    return _per_database(dbs, body)
+    return _per_database(dbs, body, store)
 
 
 RUNNERS = {
@@ -225,27 +273,38 @@ def main(argv=None):
     sizes = sizes_for(args)
     results = report.load_results(args.output) if args.output else {}
     failed = []
-    for name in args.benchmarks:
-        say(f"{name}: starting")
-        started = time.monotonic()
-        entry = {
-            "machine": databases.machine(ROOT),
-            "sizes": sizes[name],
-            "quick": args.quick,
-        }
-        try:
-            entry["figures"] = RUNNERS[name](sizes, args.databases)
-        except WorkerFailed as exc:
-            say(f"{name}: FAILED: {exc}")
-            entry["error"] = str(exc)
-            failed.append(name)
-        entry["seconds"] = round(time.monotonic() - started, 1)
-        entry["load_after"] = [round(value, 2) for value in os.getloadavg()]
-        results[name] = entry
-        print(report.section(name, entry), flush=True)
+    shared = {"writes", "pages"} <= set(args.benchmarks)
+    with contextlib.ExitStack() as stack:
+        store = Databases(stack, shared=shared)
+        for name in args.benchmarks:
+            if not _run_one(name, args, sizes, store, results):
+                failed.append(name)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     if args.output:
         args.output.write_text(report.render(results))
         say(f"wrote {args.output}")
     return 1 if failed else 0
+
+
+def _run_one(name, args, sizes, store, results):
+    """Run one benchmark into ``results``; False when it failed."""
+    say(f"{name}: starting")
+    started = time.monotonic()
+    entry = {
+        "machine": databases.machine(ROOT),
+        "sizes": sizes[name],
+        "quick": args.quick,
+    }
+    ok = True
+    try:
+        entry["figures"] = RUNNERS[name](sizes, args.databases, store)
+    except WorkerFailed as exc:
+        say(f"{name}: FAILED: {exc}")
+        entry["error"] = str(exc)
+        ok = False
+    entry["seconds"] = round(time.monotonic() - started, 1)
+    entry["load_after"] = [round(value, 2) for value in os.getloadavg()]
+    results[name] = entry
+    print(report.section(name, entry), flush=True)
+    return ok

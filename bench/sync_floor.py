@@ -13,6 +13,7 @@ imposes on those requests in the order the sync makes them (see
 ``floor_windows``).
 """
 
+import contextlib
 import math
 import shutil
 import tempfile
@@ -79,17 +80,50 @@ def _breakdown(spent, wall):
     return figures
 
 
+@contextlib.contextmanager
+def limiter_window(seconds):
+    """Make the portal's rate limiter pace by a window of ``seconds``.
+
+    ``accounts.services.rate_limiter()`` builds ``RateLimiter(store)`` with
+    the documented 20 s window: it adopts the limit a server announces but
+    not its window. With ``seconds`` None nothing changes (the portal as
+    shipped); otherwise the limiter it returns gets ``window = seconds``,
+    as a setting would give it (in this process only).
+    """
+    if seconds is None:
+        yield
+        return
+    from accounts import services
+
+    original = services.rate_limiter
+
+    def configured():
+        limiter = original()
+        limiter.window = float(seconds)
+        return limiter
+
+    services.rate_limiter = configured
+    try:
+        yield
+    finally:
+        services.rate_limiter = original
+
+
 def run(
     *,
     leads=50_000,
     agents=support.AGENTS,
     window=WINDOW,
     limit=LIMIT,
+    limiter_window_s=None,
     seed=support.SEED,
     workdir=None,
     progress=None,
 ):
-    """Start a sandbox, connect, sync in the foreground; return figures."""
+    """Start a sandbox, connect, sync in the foreground; return figures.
+
+    ``limiter_window_s``: see ``limiter_window`` (None: as shipped).
+    """
     from django.test import override_settings
 
     from sandbox.process import start_sandbox
@@ -110,8 +144,13 @@ def run(
         startup_timeout=STARTUP_TIMEOUT,
     )
     try:
-        with override_settings(**support.portal_settings(server)):
-            return _measure(server, leads, agents, window, limit, say)
+        with (
+            override_settings(**support.portal_settings(server)),
+            limiter_window(limiter_window_s),
+        ):
+            figures = _measure(server, leads, agents, window, limit, say)
+        figures["limiter_window_s"] = limiter_window_s
+        return figures
     finally:
         server.stop()
         if own_workdir:
@@ -133,6 +172,7 @@ def _breakdown_targets():
 
 
 def _measure(server, leads, agents, window, limit, say):
+    from accounts import services
     from leads import sync
 
     broker = support.make_broker("sync")
@@ -141,8 +181,8 @@ def _measure(server, leads, agents, window, limit, say):
     server.control.reset_rate_limits()
 
     say("sync: running leads.sync.sync_connection in the foreground")
-    rss_before = support.rss_mb()
     window_reset = support.reset_window_peak()
+    rss_before = support.rss_mb()
     with (
         support.time_spent_in(_breakdown_targets()) as spent,
         support.Stopwatch() as clock,
@@ -163,6 +203,7 @@ def _measure(server, leads, agents, window, limit, say):
         "window_s": window,
         "limit": limit,
         "order": "sequence (me, then agents, then leads)",
+        "portal_limiter_window_s": services.rate_limiter().window,
         "run_status": run.status,
         "run_error": run.error,
         "requests": made,

@@ -132,12 +132,14 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
     changed, changed_count = changed_copy(records)
     broker = support.make_broker("writes")
     bulk = support.plain_connection(broker)
-    naive = support.plain_connection(broker, agent_id="AGENT_MDID10")
+    # Another broker's mirror, so the pages benchmark can adopt the bulk one.
+    naive = support.plain_connection(support.make_broker("naive"))
     for connection in (bulk, naive):
         upsert_agents(connection=connection, records=agent_records)
 
     say(f"writes: {len(records):,} leads into an empty mirror")
     passes = {"initial": bulk_pass(bulk, records, page_size)}
+    existing_lookup = probe_existing_lookup(bulk)
     say("writes: the same leads again, nothing changed")
     passes["unchanged"] = bulk_pass(bulk, records, page_size)
     say(f"writes: again with {changed_count:,} leads changed")
@@ -156,6 +158,7 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
     }
     return {
         "database": database_label(),
+        "broker": broker.username,
         "leads": len(records),
         "page_size": page_size,
         "changed": changed_count,
@@ -168,10 +171,39 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
             ),
         },
         "ratio": ratios,
+        "existing_lookup_probe": existing_lookup,
         "unchanged_writes_zero": not any(
             passes["unchanged"]["write_statements"].values()
         ),
     }
+
+
+def probe_existing_lookup(connection, *, size=PAGE_SIZE, repeats=5):
+    """Diagnostic: the query ``upsert_leads`` makes to load a page's
+    existing rows (ids ``IN`` a page, a few columns), timed as the model
+    orders it (``Lead.Meta.ordering``) and with the ordering cleared."""
+    import time
+
+    from leads.models import Lead
+
+    rows = Lead.objects.filter(connection=connection).order_by("pk")
+    total = rows.count()
+    step = max(1, total // size)
+    ids = list(rows.values_list("cinc_id", flat=True)[::step][:size])
+    fields = ["cinc_id", "content_hash", "changed_at", "removed_at", "status"]
+    base = Lead.objects.filter(connection=connection, cinc_id__in=ids).only(*fields)
+    timings = {}
+    for label, query in (
+        ("with_model_ordering_ms", base),
+        ("without_ordering_ms", base.order_by()),
+    ):
+        list(query.all())
+        started = time.perf_counter()
+        for _ in range(repeats):
+            list(query.all())
+        timings[label] = round((time.perf_counter() - started) / repeats * 1000, 1)
+    timings["mirror_rows"] = total
+    return timings
 
 
 def _ratio(bulk, naive):

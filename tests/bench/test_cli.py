@@ -1,0 +1,68 @@
+"""The command line: arguments, sizes, worker processes, scratch databases."""
+
+import contextlib
+
+import pytest
+
+from bench import cli, databases
+
+
+def test_without_arguments_every_benchmark_runs_and_the_document_is_written():
+    args = cli.parse_args([])
+
+    assert args.benchmarks == ["sync", "writes", "memory", "pages"]
+    assert args.output == cli.DEFAULT_OUTPUT
+    assert args.databases == ["sqlite", "postgresql"]
+
+
+def test_quick_runs_print_only():
+    args = cli.parse_args(["writes", "--quick"])
+
+    assert args.benchmarks == ["writes"]
+    assert args.output is None
+    assert cli.sizes_for(args) == cli.QUICK
+
+
+def test_unknown_benchmarks_and_databases_are_refused():
+    with pytest.raises(SystemExit):
+        cli.parse_args(["speed"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--databases", "mysql"])
+
+
+def test_leads_overrides_every_size():
+    sizes = cli.sizes_for(cli.parse_args(["--leads", "800"]))
+
+    assert sizes["sync"]["leads"] == sizes["writes"]["leads"] == 800
+    assert sizes["pages"]["leads"] == 800
+    assert sizes["writes"]["naive_sample"] == 800
+    assert sizes["memory"]["sizes"] == [200, 400, 800]
+
+
+def test_an_unreachable_postgresql_is_skipped_with_a_note(monkeypatch):
+    monkeypatch.setattr(databases, "PG_PORT", 9)
+
+    with contextlib.ExitStack() as stack:
+        store = cli.Databases(stack, shared=True)
+        figures = cli._per_database(
+            ["postgresql"], lambda env, notes: {"ran": True}, store
+        )
+
+    assert "skipped" in figures["postgresql"]
+    assert "not usable" in figures["postgresql"]["skipped"]
+
+
+def test_a_worker_runs_on_its_own_scratch_database(tmp_path):
+    with databases.scratch_database("sqlite", tmp_path) as env:
+        figures = cli.run_worker(
+            "writes", {"leads": 40, "naive_sample": 10, "page_size": 20}, env
+        )
+
+    assert figures["passes"]["initial"]["created"] == 40
+    assert figures["database"].startswith("SQLite")
+
+
+def test_a_failing_worker_is_reported(tmp_path):
+    with databases.scratch_database("sqlite", tmp_path) as env:
+        with pytest.raises(cli.WorkerFailed):
+            cli.run_worker("writes", {"no_such_size": 1}, env)

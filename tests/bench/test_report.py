@@ -1,0 +1,110 @@
+"""The document: verdicts from figures, and figures kept for the next run."""
+
+from bench import analysis, report
+
+
+def sync_entry(ratio=1.05):
+    return {
+        "machine": {"date": "2026-01-01 10:00 UTC", "nproc": 2, "commit": "abc1234"},
+        "load_after": [1.0, 1.0, 1.0],
+        "seconds": 30,
+        "figures": {
+            "shipped": {
+                "leads": 50_000,
+                "agents": 25,
+                "window_s": 2.0,
+                "limit": 15,
+                "order": "sequence (me, then agents, then leads)",
+                "portal_limiter_window_s": 20.0,
+                "run_status": "succeeded",
+                "records_seen": 50_025,
+                "requests": {"me": 1, "agents": 1, "leads": 101},
+                "expected_requests": {"me": 1, "agents": 1, "leads": 101},
+                "issue_formula_lead_requests": 100,
+                "extra_requests": 0,
+                "portal_429": 0,
+                "early_429": 0,
+                "run_rate_limited": 0,
+                "run_retries": 0,
+                "floor_windows": 7,
+                "floor_parallel_windows": 7,
+                "floor_s": 14.0,
+                "wall_s": 14.0 * ratio,
+                "wall_over_floor": ratio,
+                "breakdown_s": {"http": 1.0, "write_leads": 5.0, "other": 8.0},
+                "peak_rss_mb": 90.0,
+            }
+        },
+    }
+
+
+def verdicts(results):
+    return {target: ok for _name, target, _figure, ok in report.targets(results)}
+
+
+def test_a_ratio_within_the_target_is_met():
+    found = verdicts({"sync": sync_entry(ratio=1.05)})
+
+    assert found["limiter as shipped: wall / floor ≤ 1.10"] is True
+    assert found["limiter as shipped: 429s caused by the portal = 0"] is True
+
+
+def test_a_ratio_above_the_target_is_missed_and_listed():
+    results = {"sync": sync_entry(ratio=1.5)}
+
+    document = report.render(results)
+
+    assert verdicts(results)["limiter as shipped: wall / floor ≤ 1.10"] is False
+    assert "## Missed targets" in document
+    assert "**missed**" in document
+
+
+def test_a_skipped_database_is_not_a_verdict():
+    results = {"writes": {"figures": {"postgresql": {"skipped": "not reachable"}}}}
+
+    rows = report.targets(results)
+
+    assert rows == [("writes", "postgresql", "not reachable", None)]
+
+
+def test_figures_survive_a_round_trip_through_the_document(tmp_path):
+    results = {"sync": sync_entry()}
+    path = tmp_path / "benchmarks.md"
+
+    path.write_text(report.render(results))
+
+    assert report.load_results(path) == results
+
+
+def test_a_missing_or_foreign_document_gives_no_figures(tmp_path):
+    foreign = tmp_path / "other.md"
+    foreign.write_text("# Something else\n")
+
+    assert report.load_results(tmp_path / "absent.md") == {}
+    assert report.load_results(foreign) == {}
+
+
+def test_a_failed_benchmark_says_so():
+    entry = {"machine": {}, "error": "the sync worker ran out of time"}
+
+    text = report.section("sync", entry)
+
+    assert "ran out of time" in text
+
+
+def test_nothing_is_explained_when_every_target_is_met():
+    results = {"sync": sync_entry(ratio=1.05)}
+
+    assert analysis.render(results, report.targets(results)) == ""
+
+
+def test_a_missed_sync_target_names_the_limiter_and_its_fix():
+    entry = sync_entry(ratio=9.0)
+    entry["figures"]["shipped"]["breakdown_s"]["limiter"] = 110.0
+    results = {"sync": entry}
+
+    text = analysis.render(results, report.targets(results))
+
+    assert "### Sync against the floor" in text
+    assert "accounts/services.py::rate_limiter()" in text
+    assert "8.2 times the target" in text
