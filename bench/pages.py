@@ -26,7 +26,7 @@ PAGE_SIZES = (10, 50, 200)
 WARMUP = 2
 REPEATS = 30
 # A page slower than this in all (seconds) is timed fewer times.
-BUDGET_S = 12.0
+BUDGET_S = 8.0
 MIN_REPEATS = 5
 DEEP_PAGE = 1_500
 SLOWEST = 3
