@@ -416,7 +416,7 @@ class CincClient:
             return
         key = self._key(call.endpoint)
         for _ in range(MAX_LIMITER_ROUNDS):
-            wait = self.limiter.reserve(key)
+            wait = self._reserve(call, key)
             if wait <= 0:
                 return
             if wait > call.budget:
@@ -437,6 +437,26 @@ class CincClient:
             self._sleep(wait)
             call.budget -= wait
         raise RateLimited(endpoint=call.endpoint, detail="gave up waiting for a slot")
+
+    def _reserve(self, call: _Call, key: str) -> float:
+        """The limiter's answer; a store that fails (Redis down) stops the
+        call before anything is sent, as a typed error."""
+        try:
+            return self.limiter.reserve(key)
+        except CincError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "CINC %s for %s: rate-limit store failed (%s); not sent",
+                call.endpoint,
+                self._label,
+                type(exc).__name__,
+                extra=self._extra(call.endpoint),
+            )
+            raise CincError(
+                f"not sent: the rate-limit store did not answer ({type(exc).__name__})",
+                endpoint=call.endpoint,
+            ) from None
 
     def _key(self, endpoint: str) -> str:
         return f"{self.limiter_prefix}:{endpoint}" if self.limiter_prefix else endpoint
@@ -491,6 +511,13 @@ class CincClient:
             seconds=elapsed,
         )
         if self.limiter is not None:
+            self._observe(call, answer, elapsed)
+        return answer
+
+    def _observe(self, call: _Call, answer: _Answer, elapsed: float) -> None:
+        # The answer is already here: a store that fails now only loses what
+        # the headers said, never the answer.
+        try:
             self.limiter.observe(
                 self._key(call.endpoint),
                 limit=answer.rate.get("x-rate-limit-limit"),
@@ -499,7 +526,14 @@ class CincClient:
                 rate_limited=answer.status == 429,
                 latency=elapsed,
             )
-        return answer
+        except Exception as exc:
+            logger.warning(
+                "CINC %s for %s: rate-limit store failed (%s) after the answer",
+                call.endpoint,
+                self._label,
+                type(exc).__name__,
+                extra=self._extra(call.endpoint),
+            )
 
     def _failed(self, call: _Call, kind: str, started: float) -> None:
         elapsed = time.monotonic() - started
