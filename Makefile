@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint screenshots clean-var
+.PHONY: run test bench reliability lint screenshots clean-var
 
 $(BIN)/python:
 	@echo "Creating the virtual environment in $(VENV)/ ..."
@@ -32,6 +32,11 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench
+
+# Issue 5's fault scenarios, the load test and the security suites; writes
+# docs/reliability.md (about 10 minutes).
+reliability: $(VENV)/.dev-installed
+	$(BIN)/python -m reliability
 
 screenshots: $(VENV)/.dev-installed
 	$(BIN)/python scripts/screenshots.py
