@@ -96,8 +96,10 @@ SCENARIOS = (
         "token-expiry",
         f"access token expiring every {TOKEN_TTL:g} s",
         connect_knobs=TOKEN,
-        proves="Expired tokens are refreshed (before the call when about to "
-        "expire, after a 401 otherwise) in the middle of the walk.",
+        proves="Tokens that expire in the middle of the walk are refreshed "
+        "(here before each call, as every token has less than a minute "
+        "left; a 401 refreshes once and tries again, proved by the token "
+        "tests) and the walk goes on: nothing fails for it.",
     ),
     Scenario(
         "slow",
