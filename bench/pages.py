@@ -18,6 +18,7 @@ Three steps, each in its own worker process on the same scratch database:
   process's peak RSS before and while it streams.
 """
 
+import re
 import statistics
 
 from . import support
@@ -175,10 +176,18 @@ def count_queries(client, url):
     return len(capture_queries(client, url))
 
 
+def condensed(sql, limit=SQL_CHARS):
+    """The SQL with its column list cut out, at most ``limit`` characters."""
+    sql = re.sub(
+        r"^(SELECT (?:DISTINCT )?)(.{80,}?)( FROM )", r"\1…\3", sql, flags=re.S
+    )
+    return sql if len(sql) <= limit else sql[: limit - 1] + "…"
+
+
 def slowest_queries(queries, count=SLOWEST):
     ranked = sorted(queries, key=lambda query: query["seconds"], reverse=True)
     return [
-        {"ms": round(query["seconds"] * 1000, 1), "sql": query["sql"][:SQL_CHARS]}
+        {"ms": round(query["seconds"] * 1000, 1), "sql": condensed(query["sql"])}
         for query in ranked[:count]
     ]
 
