@@ -12,6 +12,12 @@ import pytest
 # Tests queue Celery tasks into memory unless a run names a real broker (CI's
 # second pass uses Redis).
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+# On a shared broker (CI's Redis), each pytest worker has its own queue, so
+# one process's Celery worker never takes another process's tasks.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault(
+        "CELERY_TASK_DEFAULT_QUEUE", "tests-" + os.environ["PYTEST_XDIST_WORKER"]
+    )
 
 from django.conf import settings as django_settings  # noqa: E402
 
