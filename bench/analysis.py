@@ -67,8 +67,8 @@ def _sync(figures):
             "limit a server announces (`x-rate-limit-limit`) but never its "
             "window. Against CINC's documented 15 per 20 s this is exactly "
             "right and no 429 was caused; against a site with a shorter window "
-            "(this benchmark's 15 per 2 s) the portal runs ten times slower "
-            "than it may.",
+            "(this benchmark's 15 per 2 s) the portal paces its requests ten "
+            "times slower than the site allows.",
             "",
             "Fix (accounts, cinc):",
             "",

@@ -254,6 +254,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--output", type=Path, help="where to write the document")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite the document from the figures it holds",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.benchmarks) - set(BENCHMARKS)
     if unknown:
@@ -270,6 +275,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        path = args.output or DEFAULT_OUTPUT
+        path.write_text(report.render(report.load_results(path)))
+        say(f"wrote {path}")
+        return 0
     sizes = sizes_for(args)
     results = report.load_results(args.output) if args.output else {}
     failed = []

@@ -4,7 +4,7 @@ import contextlib
 
 import pytest
 
-from bench import cli, databases
+from bench import cli, databases, report
 
 
 def test_without_arguments_every_benchmark_runs_and_the_document_is_written():
@@ -66,3 +66,16 @@ def test_a_failing_worker_is_reported(tmp_path):
     with databases.scratch_database("sqlite", tmp_path) as env:
         with pytest.raises(cli.WorkerFailed):
             cli.run_worker("writes", {"no_such_size": 1}, env)
+
+
+def test_render_rewrites_the_document_from_its_own_figures(tmp_path):
+    path = tmp_path / "benchmarks.md"
+    failed = {"sync": {"machine": {}, "error": "the sync worker ran out of time"}}
+    path.write_text(report.render(failed) + "\nstale text\n")
+
+    assert cli.main(["--render", "--output", str(path)]) == 0
+
+    text = path.read_text()
+    assert "stale text" not in text
+    assert "ran out of time" in text
+    assert report.load_results(path) == failed
