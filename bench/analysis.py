@@ -183,14 +183,14 @@ def _writes(figures):
         "of the first load. PostgreSQL picks the unique index either way.",
         "- **Django's `bulk_create` spends most of a new page's time building "
         "SQL**: `SQLInsertCompiler.as_sql` prepares 36 columns × 500 rows one "
-        "value at a time (`get_db_prep_save`, placeholders), about 55–65% of "
-        "`upsert_leads` for a page of new leads; on SQLite Django also splits "
+        "value at a time (`get_db_prep_save`, placeholders), about half of "
+        "`upsert_leads`' time for a page of new leads; on SQLite Django also splits "
         "the page into about 20 INSERTs of 25 rows (its 999-parameter cap). "
         "The database's own work is a minor part.",
         "- **Every record is parsed before anything is compared**: parsing and "
         "computing columns (`parse_lead`, `_lead_columns`, `_fit`) cost about "
-        "as much as the hash, and the unchanged re-sync pays them for all "
-        "100,000 records although it writes none; the existing rows are "
+        "twice the hash, and the unchanged re-sync pays them for every record "
+        "although it writes none; the existing rows are "
         "loaded as model instances.",
         "",
         "Fixes (leads):",
