@@ -154,6 +154,8 @@ def connection_connect(*, broker, session, params):
             code="not_broker",
         )
 
+    _check_reconnect(broker=broker, entry=entry, me=me)
+
     requested = list(settings.CINC_SCOPES)
     granted = list(tokens.scopes) if tokens.scopes is not None else requested
     with transaction.atomic():
@@ -189,6 +191,27 @@ def connection_connect(*, broker, session, params):
         extra={"connection_id": connection.pk},
     )
     return connection
+
+
+def _check_reconnect(*, broker, entry, me):
+    """A reconnect must come back as the CINC user the connection belongs to.
+
+    Otherwise the site would be connected (and mirrored) a second time under
+    another user, and the connection needing reconnect would stay broken.
+    """
+    if not entry.get("reconnect"):
+        return
+    connection = Connection.objects.filter(
+        broker=broker, uuid=entry["reconnect"]
+    ).first()
+    if connection is None or connection.cinc_agent_id == me["id"]:
+        return
+    raise ConnectError(
+        "You signed in to CINC as %s, but this connection belongs to %s. "
+        "Reconnect and sign in as %s; nothing was changed."
+        % (me["username"], connection.cinc_username, connection.cinc_username),
+        code="wrong_agent",
+    )
 
 
 def _complete_checks(*, broker, session, params):
@@ -452,18 +475,32 @@ def rate_limiter():
     )
 
 
-def connection_client(*, connection, on_event=None, max_wait=None):
-    """A CINC client acting for ``connection`` with its tokens and limits."""
+# A broker waits for calls made from a page: one retry and a short read
+# timeout keep the answer well inside the web server's own timeout (30 s).
+INTERACTIVE_RETRIES = 1
+INTERACTIVE_READ_TIMEOUT = 8.0
+
+
+def connection_client(*, connection, on_event=None, max_wait=None, interactive=False):
+    """A CINC client acting for ``connection`` with its tokens and limits.
+
+    ``interactive`` is for calls a page waits on (refresh one lead, create a
+    lead); background syncs keep the full retries and timeout.
+    """
     tokens = _ConnectionTokens(connection.pk)
+    timeout = _timeout()
+    if interactive:
+        timeout = (timeout[0], min(timeout[1], INTERACTIVE_READ_TIMEOUT))
     client = CincClient(
         connection.api_url,
         token=tokens.token,
         refresh=tokens.refresh,
         limiter=rate_limiter(),
         limiter_prefix=str(connection.uuid),
-        timeout=_timeout(),
+        timeout=timeout,
         token_header=settings.CINC_TOKEN_HEADER,
         max_wait=settings.CINC_MAX_INLINE_WAIT if max_wait is None else max_wait,
+        get_retries=INTERACTIVE_RETRIES if interactive else 4,
         on_event=on_event,
     )
     client.session.headers["User-Agent"] = USER_AGENT

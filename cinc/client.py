@@ -603,9 +603,11 @@ class CincClient:
             why,
             extra=self._extra(endpoint),
         )
-        snippet = answer.text[:200] if not answer.is_json else None
+        # The body itself is never quoted: it can hold leads' contact
+        # details, and the message reaches logs and the broker's pages.
+        size = None if answer.is_json else f"{len(answer.text)} characters"
         return MalformedResponse(
-            why, status=answer.status, endpoint=endpoint, detail=self._clean(snippet)
+            why, status=answer.status, endpoint=endpoint, detail=size
         )
 
     def _error(self, call: _Call, answer: _Answer) -> CincError:

@@ -167,7 +167,9 @@ def _send(connection, broker, data, *, confirmed, earlier):
         payload=payload,
         outcome=LeadWrite.Outcome.FAILED,
     )
-    client = connection_client(connection=connection, max_wait=WEB_MAX_WAIT)
+    client = connection_client(
+        connection=connection, max_wait=WEB_MAX_WAIT, interactive=True
+    )
     try:
         return _post(client, connection, write, data, confirmed, earlier)
     finally:

@@ -56,8 +56,9 @@ def lead_refresh(*, lead, max_wait=None):
         if name:
             counted[name] += 1
 
+    # A broker waits on this from the lead page.
     client = connection_client(
-        connection=connection, on_event=on_event, max_wait=max_wait
+        connection=connection, on_event=on_event, max_wait=max_wait, interactive=True
     )
     try:
         try:

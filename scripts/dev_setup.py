@@ -59,7 +59,7 @@ def run(*args):
 
 def main():
     os.chdir(ROOT)
-    for folder in ("celery/queue", "celery/processed", "ratelimit"):
+    for folder in ("celery/queue", "celery/processed", "celery/control", "ratelimit"):
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     write_env()
 

@@ -384,3 +384,23 @@ def test_pkce_is_sent_when_enabled(
 
     assert params["code_challenge_method"] == ["S256"]
     assert broker.cinc_connections.get().is_active
+
+
+def test_reconnect_as_another_cinc_user_changes_nothing(
+    connection, broker_client, broker, sandbox
+):
+    authorize_url = broker_client.post(
+        reverse("accounts:cinc-reconnect", args=[connection.uuid])
+    )["Location"]
+    # AGENT_MDID10 is another broker of the same demo site.
+    other = next(a for a in sandbox.control.agents("demo") if a["id"] == "AGENT_MDID10")
+    callback = sandbox.control.approve(
+        authorize_url, username=other["info"]["contact"]["email"], password="sandbox"
+    )
+
+    response = broker_client.get(callback_path(callback), follow=True)
+
+    assert list(broker.cinc_connections.values_list("cinc_agent_id", flat=True)) == [
+        "AGENT_MDID0"
+    ]
+    assert any("belongs to buum@cu.com" in m for m in follow_messages(response))
