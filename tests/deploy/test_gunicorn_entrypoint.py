@@ -43,8 +43,9 @@ def wait_until_serving(url, process):
         if process.poll() is not None:
             return False
         try:
-            requests.get(url, headers={"Host": HOST}, timeout=2)
-        except requests.ConnectionError:
+            requests.get(url, headers={"Host": HOST}, timeout=5)
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or still booting on a busy machine.
             time.sleep(0.1)
         else:
             return True
