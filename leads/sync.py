@@ -68,6 +68,9 @@ MAX_PAGES = 2000
 # before it is deleted mid-walk. More than this looks like a real mass
 # removal and is not worth the requests.
 CONFIRM_REMOVALS_UP_TO = 25
+# Records on either side of a boundary between two pages whose pks bound
+# the rows a shifted walk may have skipped there (see _Sync._seams).
+SEAM_RECORDS = 5
 # Unreadable records named in the run's error text (all are counted).
 MAX_ERROR_NOTES = 5
 # How often the run's request counters and heartbeat are saved between pages.
@@ -1168,9 +1171,11 @@ class _Sync:
         return rest
 
     def _seams(self, phase, model):
-        """Sorted, disjoint (low, high): the pks of the last record of a page
-        and of the first of the next, for every two pages of the walk in a
-        row (where the mirror's order agrees with the walk's)."""
+        """Sorted, disjoint (low, high) pk ranges around every boundary of two
+        pages of the walk: from the smallest to the largest pk of the last
+        and first SEAM_RECORDS records on either side. A few records rather
+        than the two at the edge, since a row mirrored later than its
+        neighbours (one an earlier run skipped) has a larger pk."""
         pages = [
             ids
             for ids in SyncRunPage.objects.filter(run=self.run, phase=phase)
@@ -1178,18 +1183,21 @@ class _Sync:
             .values_list("cinc_ids", flat=True)
             if ids
         ]
-        edges = [(before[-1], after[0]) for before, after in pairwise(pages)]
+        edges = [
+            before[-SEAM_RECORDS:] + after[:SEAM_RECORDS]
+            for before, after in pairwise(pages)
+        ]
         pks = {}
         for chunk in _chunks({cinc_id for edge in edges for cinc_id in edge}):
             rows = model.objects.filter(connection=self.connection, cinc_id__in=chunk)
             pks.update(rows.values_list("cinc_id", "pk"))
-        spans = sorted(
-            (pks[a], pks[b])
-            for a, b in edges
-            if a in pks and b in pks and pks[a] < pks[b]
-        )
+        spans = []
+        for edge in edges:
+            found = [pks[cinc_id] for cinc_id in edge if cinc_id in pks]
+            if found:
+                spans.append((min(found), max(found)))
         merged = []
-        for low, high in spans:
+        for low, high in sorted(spans):
             if merged and low < merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
             else:
