@@ -406,15 +406,17 @@ def render(results):
         "",
         "## Defects these scenarios found",
         "",
-        "- `leads/sync.py` (fixed): a run that found more than 25 records "
-        "missing marked them all removed without asking, including live leads "
-        "its walk had skipped because leads before them were removed while it "
-        "paged (offset paging shifts the rows up). Under churn, live leads "
-        'showed as "removed in CINC" until the next sync (18 live leads in '
-        "one run of the churn scenario at 5,000 leads, before the fix). Now "
-        "the missing records that sat between two pages, where skipped rows "
-        "are, are looked up first, "
-        "or left for a later run when there are too many to look up.",
+        "- `leads/sync.py` (fixed, commits `96d6580` and `c52641a`): a run "
+        "that found more than 25 records missing marked them all removed "
+        "without asking, including live leads its walk had skipped because "
+        "leads before them were removed while it paged (offset paging shifts "
+        'the rows up). Under churn, live leads showed as "removed in CINC" '
+        "until the next sync (18 live leads in one run of the churn scenario "
+        "at 5,000 leads, before the fix; 3 in one run of all faults together "
+        "after the first version of the fix). Now the missing records whose "
+        "rows lie among the five records on either side of a boundary between "
+        "two pages (the mirror's rows follow CINC's list order) are looked up "
+        "first, or left for a later run when there are too many to look up.",
         "- `cinc/client.py` (fixed): with Redis down, the rate limiter's store "
         'raised a Redis error that no caller expected, so "Refresh from '
         'CINC" and the new-lead form answered 500. The client now stops such '
@@ -433,6 +435,11 @@ def render(results):
         'lead" although CINC was never asked (the rest says "not sent: the '
         'rate-limit store did not answer"). Both texts live in views and '
         "messages this work does not own.",
+        "- The seam look-up relies on the mirror's rows being in CINC's list "
+        "order; a lead mirrored out of order that is skipped again, far from "
+        "its neighbours' rows, could still be marked removed until the next "
+        "run. Reading every page boundary twice would close this, at the cost "
+        "of requests.",
         "- A sync that starts on an empty mirror while leads are removed does "
         "not see the leads that move up past its position; the next run "
         'mirrors them ("skipped" in the table). Offset paging cannot tell '
