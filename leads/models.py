@@ -141,15 +141,52 @@ class Lead(MirroredRecord):
                 fields=["connection", "cinc_id"], name="unique_lead_per_connection"
             )
         ]
+        # One index per sort of the leads list, in the list's order with the
+        # id as tie-breaker, so a page is read in index order without a
+        # sort; ``removed_at`` last, so the hidden removed leads are skipped
+        # (and a deep page's rows counted off) on the index alone. The
+        # status and source indexes also give the filter menus their values.
+        # ``lead_facets`` answers the dashboard's counts and the count of a
+        # list filtered by status, source, buyer or seller without reading
+        # the leads. On PostgreSQL the search has a trigram index too (see
+        # the 0002 migration).
         indexes = [
-            models.Index(fields=["connection", "registered_at"]),
-            models.Index(fields=["connection", "status"]),
-            models.Index(fields=["connection", "source"]),
-            models.Index(fields=["connection", "last_name", "first_name"]),
-            models.Index(fields=["connection", "email"]),
-            models.Index(fields=["connection", "city"]),
-            models.Index(fields=["connection", "state"]),
-            models.Index(fields=["connection", "removed_at"]),
+            models.Index(
+                fields=["connection", "registered_at", "id", "removed_at"],
+                name="lead_by_registered",
+            ),
+            models.Index(
+                fields=["connection", "last_name", "first_name", "id", "removed_at"],
+                name="lead_by_name",
+            ),
+            models.Index(
+                fields=["connection", "email", "id", "removed_at"], name="lead_by_email"
+            ),
+            models.Index(
+                fields=["connection", "status", "id", "removed_at"],
+                name="lead_by_status",
+            ),
+            models.Index(
+                fields=["connection", "source", "id", "removed_at"],
+                name="lead_by_source",
+            ),
+            models.Index(
+                fields=["connection", "city", "id", "removed_at"], name="lead_by_city"
+            ),
+            models.Index(
+                fields=["connection", "state", "id", "removed_at"], name="lead_by_state"
+            ),
+            models.Index(
+                fields=[
+                    "connection",
+                    "removed_at",
+                    "status",
+                    "source",
+                    "is_buyer",
+                    "is_seller",
+                ],
+                name="lead_facets",
+            ),
         ]
 
     def __str__(self):
