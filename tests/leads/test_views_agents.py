@@ -146,3 +146,14 @@ def test_agent_page_queries_do_not_grow_with_leads(broker_client, site):
         broker_client.get(url)
 
     assert len(many) == len(few)
+
+
+def test_agent_page_rows_link_to_the_leads(broker_client, site):
+    agent = make_agent(site)
+    lead = make_lead(site, listing_agent=agent)
+
+    response = broker_client.get(reverse("leads:agent-detail", args=[agent.uuid]))
+
+    content = response.content.decode()
+    section = content[content.index('id="leads-listing"') :]
+    assert f'href="{reverse("leads:detail", args=[lead.uuid])}"' in section

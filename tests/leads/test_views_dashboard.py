@@ -289,3 +289,31 @@ def test_a_run_paused_for_the_rate_limit_says_so(broker_client, broker):
     assert b"waiting for CINC's rate limit" in response.content
     assert b"waiting for a worker" not in response.content
     assert b"hx-get" in response.content
+
+
+def test_dashboard_queries_do_not_grow_with_leads_or_sources(broker_client, broker):
+    site = make_connection(broker)
+    make_run(site, status=SyncRun.Status.SUCCEEDED)
+    make_leads(site, 3, source="Zillow")
+    with CaptureQueriesContext(db_connection) as few:
+        broker_client.get(reverse("leads:dashboard"))
+    for number in range(12):
+        make_leads(site, 5, source=f"Source {number}", status=f"status {number}")
+
+    with CaptureQueriesContext(db_connection) as many:
+        response = broker_client.get(reverse("leads:dashboard"))
+
+    assert response.context["counts"]["total"] == 63
+    assert len(many) == len(few)
+
+
+def test_recent_leads_link_to_their_pages(broker_client, broker):
+    site = make_connection(broker)
+    agent = make_agent(site)
+    lead = make_lead(site, primary_agent=agent)
+
+    content = broker_client.get(reverse("leads:dashboard")).content.decode()
+
+    table = content[content.index('id="recent-lead-table"') :]
+    assert f'href="{reverse("leads:detail", args=[lead.uuid])}"' in table
+    assert f'href="{reverse("leads:agent-detail", args=[agent.uuid])}"' in table

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.paginator import Paginator
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -341,6 +342,93 @@ def test_list_queries_do_not_grow_with_rows(broker_client, broker, site):
 
     assert len(listed(response)) == 50
     assert len(many) == len(few)
+
+
+def test_list_queries_do_not_grow_with_page_size_or_depth(
+    broker_client, site, monkeypatch
+):
+    make_leads(site, 130)
+    counts = []
+
+    for size, page in ((10, 1), (50, 1), (200, 1), (10, 12), (50, 3)):
+        monkeypatch.setattr("leads.views.PAGE_SIZE", size)
+        with CaptureQueriesContext(db_connection) as queries:
+            response = broker_client.get(LIST, {"page": page})
+        assert listed(response), (size, page)
+        counts.append(len(queries))
+
+    assert len(set(counts)) == 1, counts
+
+
+def test_long_list_says_more_than_the_counted_rows(broker_client, site, monkeypatch):
+    monkeypatch.setattr("leads.views.LEAD_COUNT_LIMIT", 60)
+    make_leads(site, 120)
+
+    response = broker_client.get(LIST)
+
+    content = response.content.decode()
+    assert len(listed(response)) == 50
+    assert "More than 60 leads · showing 1–50" in content
+    assert 'class="page-next"' in content and "?page=2" in content
+    assert 'class="page-last"' not in content  # the last page is not known
+    # 61 rows counted: two pages known, more may follow.
+    assert response.context["page"].elided_range == [1, 2, Paginator.ELLIPSIS]
+
+
+def test_long_list_counts_exactly_on_its_last_page(broker_client, site, monkeypatch):
+    monkeypatch.setattr("leads.views.LEAD_COUNT_LIMIT", 60)
+    make_leads(site, 120)
+
+    response = broker_client.get(LIST, {"page": 3})
+
+    content = response.content.decode()
+    assert len(listed(response)) == 20
+    assert "120 leads · showing 101–120" in content
+    assert 'class="page-next"' not in content
+
+
+def test_deep_page_of_a_long_list_shows_its_rows(broker_client, site, monkeypatch):
+    monkeypatch.setattr("leads.views.LEAD_COUNT_LIMIT", 20)
+    leads = make_leads(site, 160)
+    newest_first = sorted(leads, key=lambda lead: (lead.registered_at, lead.pk))[::-1]
+
+    response = broker_client.get(LIST, {"page": 2})
+
+    assert listed(response) == [lead.email for lead in newest_first[50:100]]
+    assert "More than 100 leads · showing 51–100" in response.content.decode()
+
+
+def test_page_past_the_end_of_a_long_list_shows_the_last_page(
+    broker_client, site, monkeypatch
+):
+    monkeypatch.setattr("leads.views.LEAD_COUNT_LIMIT", 60)
+    make_leads(site, 120)
+
+    response = broker_client.get(LIST, {"page": 9})
+
+    assert "showing the last page (3)" in " ".join(response.context["problems"])
+    assert len(listed(response)) == 20
+    assert "120 leads · showing 101–120" in response.content.decode()
+
+
+def test_list_rows_link_to_the_lead_and_agent_and_show_local_dates(
+    broker_client, site, settings
+):
+    settings.TIME_ZONE = "America/New_York"
+    agent = make_agent(site)
+    lead = make_lead(
+        site,
+        primary_agent=agent,
+        registered_at=datetime(2024, 3, 2, 3, 30, tzinfo=UTC),  # Mar 1 local
+    )
+
+    content = broker_client.get(LIST).content.decode()
+
+    row = content[content.index(f'data-lead="{lead.uuid}"') :]
+    row = row[: row.index("</tr>")]
+    assert f'href="{reverse("leads:detail", args=[lead.uuid])}"' in row
+    assert f'href="{reverse("leads:agent-detail", args=[agent.uuid])}"' in row
+    assert '<time datetime="2024-03-01T22:30:00-05:00">Mar 1, 2024</time>' in row
 
 
 # CSV ----------------------------------------------------------------------------
