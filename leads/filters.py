@@ -11,6 +11,7 @@ import datetime as dt
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import connection as db
 from django.db.models import Q
 from django.utils import timezone
 
@@ -212,9 +213,20 @@ class LeadFilter(BrokerFilterSet):
     def filter_agent(self, queryset, name, agent):
         if agent is None:
             return queryset
-        return queryset.filter(
-            Q(primary_agent=agent) | Q(listing_agent=agent) | Q(partner=agent)
+        if db.vendor != "sqlite":
+            return queryset.filter(
+                Q(primary_agent=agent) | Q(listing_agent=agent) | Q(partner=agent)
+            )
+        # SQLite keeps no table statistics: for the OR it walks all the
+        # broker's leads on lead_facets and reads each one (0.36 s for
+        # 100,000). The agent's lead ids from the three agent indexes
+        # instead take 0.05 s. On PostgreSQL the OR is the faster of the two.
+        roles = ("primary_agent", "listing_agent", "partner")
+        first, *others = (
+            Lead.objects.filter(**{role: agent}).order_by().values("pk")
+            for role in roles
         )
+        return queryset.filter(pk__in=first.union(*others))
 
     def filter_registered_from(self, queryset, name, day):
         if day is None:

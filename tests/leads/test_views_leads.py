@@ -290,6 +290,20 @@ def test_bad_parameters_on_an_empty_mirror_never_fail(broker_client, site):
     assert response.status_code == 200
 
 
+@pytest.mark.skipif(db_connection.vendor != "sqlite", reason="SQLite's plan")
+def test_agent_filter_finds_leads_on_the_agent_indexes(broker_client, site):
+    agent = make_agent(site)
+    make_lead(site, primary_agent=agent)
+    make_lead(site, listing_agent=agent, removed_at=timezone.now())
+
+    response = broker_client.get(LIST, {"agent": str(agent.uuid)})
+
+    steps = response.context["filter"].qs.explain()
+    for role in ("primary_agent", "listing_agent", "partner"):
+        assert f"COVERING INDEX leads_lead_{role}_id" in steps
+    assert len(listed(response)) == 1  # the removed lead stays hidden
+
+
 def test_unknown_agent_uuid_is_404(broker_client, site):
     response = broker_client.get(
         LIST, {"agent": "6a1f0f4e-6b42-4c43-9d0c-0e9c3f0b7a11"}
