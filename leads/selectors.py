@@ -159,8 +159,8 @@ def lead_slice(queryset, *, offset, limit):
     those ``limit`` leads are then read: a deep page skips index entries,
     not whole rows.
     """
-    ordering = queryset.query.order_by
-    ids = queryset.values("pk")[offset : offset + limit]
+    ordering = queryset.query.order_by or Lead._meta.ordering
+    ids = queryset.order_by(*ordering).values("pk")[offset : offset + limit]
     rows = lead_rows(Lead.objects.filter(pk__in=ids)).order_by(*ordering)
     return list(rows)
 

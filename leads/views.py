@@ -275,9 +275,9 @@ class LeadPage:
 
 
 def _lead_page(request, queryset, problems):
-    """The page of ``queryset`` the request asks for (three queries: the
-    count up to the limit, the page and, for a page past the end, the last
-    page instead)."""
+    """The page of ``queryset`` the request asks for: two queries (the count
+    up to the limit, and the page), and for a page past the end the last
+    page instead (after an exact count when the list is past the limit)."""
     number = _page_number(request, problems)
     counted = selectors.lead_count_upto(queryset, LEAD_COUNT_LIMIT + 1)
     rows = _lead_rows_of_page(queryset, number)

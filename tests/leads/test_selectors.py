@@ -254,6 +254,16 @@ def test_lead_slice_reads_rows_at_an_offset_in_order(broker, site):
     assert [lead.last_name for lead in rows] == ["Name2", "Name3", "Name4"]
 
 
+def test_lead_slice_of_an_unordered_queryset_is_newest_first(broker, site):
+    now = timezone.now()
+    for days in (3, 1, 2):
+        make_lead(site, last_name=f"Days{days}", registered_at=now - timedelta(days))
+
+    rows = selectors.lead_slice(Lead.objects.order_by(), offset=0, limit=2)
+
+    assert [lead.last_name for lead in rows] == ["Days1", "Days2"]
+
+
 def test_lead_count_upto_stops_at_the_limit(broker, site):
     make_leads(site, 7)
     leads = selectors.lead_base(broker=broker)
