@@ -137,10 +137,11 @@ def _sync_known(known, label):
 
 def _writes(figures):
     lines = ["### Writes", ""]
-    for db, data in figures.items():
+    for db in _ordered(figures):
+        data = figures[db]
         if "skipped" in data:
             continue
-        name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(db, db)
+        name = _DB_NAMES.get(db, db)
         ratio = data["ratio"]
         parts = []
         for key, label in (
@@ -211,9 +212,25 @@ def _writes(figures):
         "fallback to row-by-row on `IntegrityError`/`DataError`.",
         "4. `leads/models.py::Lead.connection`: `db_index=False` — every "
         "composite index already starts with `connection`, so the "
-        "single-column index only costs writes.",
+        "single-column index only costs writes. " + _index_note(figures),
     ]
     return lines
+
+
+def _index_note(figures):
+    counts = {
+        _DB_NAMES.get(db, db): data.get("lead_indexes")
+        for db, data in figures.items()
+        if "skipped" not in data and data.get("lead_indexes")
+    }
+    if not counts:
+        return ""
+    listed = ", ".join(f"{count} on {db}" for db, count in counts.items())
+    return (
+        f"`leads_lead` has {listed} (unique constraints included), each "
+        "updated by every insert: weigh any new list index against the "
+        "first sync's write rate."
+    )
 
 
 # Memory ----------------------------------------------------------------------
@@ -241,97 +258,142 @@ def _memory(figures):
 
 def _pages(figures):
     lines = ["### Pages", ""]
-    for db, data in figures.items():
+    slow_queries = []
+    python_bound = []
+    for db in _ordered(figures):
+        data = figures[db]
         if "skipped" in data:
             continue
-        name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(db, db)
+        name = _DB_NAMES.get(db, db)
         slow = [
             page for page in data["pages"]["pages"] if page["p95_ms"] >= PAGES_TARGET_MS
         ]
         if not slow:
             continue
-        listing = ", ".join(
-            f"{page['page']} {page['p95_ms']:.0f} ms "
-            f"({page['p95_ms'] / PAGES_TARGET_MS:.1f}× the target; of the "
-            f"median {page['median_ms']:.0f} ms, SQL {page.get('query_ms', 0):.0f})"
-            for page in slow
-        )
-        target = "the target" if db == "postgresql" else "the PostgreSQL target"
-        probe = data["pages"].get("list_query_probe") or {}
-        probe_text = ""
-        if probe:
-            probe_text = (
-                f" The probe of the list's page query: "
-                f"{probe['via_broker_join_ms']} ms as the selectors build it, "
-                f"{probe['via_connection_ids_ms']} ms by connection ids."
+        parts = []
+        for page in slow:
+            sql = page.get("query_ms") or 0
+            python = max(page["median_ms"] - sql, 0)
+            parts.append(
+                f"{page['page']} {page['p95_ms']:.0f} ms "
+                f"({page['p95_ms'] / PAGES_TARGET_MS:.1f}× the target; median "
+                f"{page['median_ms']:.0f} ms of which SQL {sql:.0f})"
             )
+            if sql >= 0.5 * page["median_ms"]:
+                slow_queries += [
+                    (name, page["page"], query)
+                    for query in page.get("slowest_queries", [])
+                    if query["ms"] >= 0.2 * sql
+                ]
+            else:
+                python_bound.append((name, page["page"], python))
+        target = "the target" if db == "postgresql" else "the PostgreSQL target"
         lines.append(
-            f"- **{name}**, p95 over {target} ({PAGES_TARGET_MS} ms): {listing}."
-            + probe_text
+            f"- **{name}**, p95 over {target} ({PAGES_TARGET_MS} ms): "
+            + "; ".join(parts)
+            + "."
         )
+    lines.append("")
+    if python_bound:
+        lines += _pages_python(python_bound)
+    if slow_queries:
+        lines += _pages_sql(slow_queries)
     lines += [
-        "",
-        "Why (query plans on the 100,000-lead mirror): every list request "
-        "reads the whole mirror four times, and the dashboard three times:",
-        "",
-        "- **The broker filter hides the indexes.** `leads/selectors.py::"
-        "lead_base()` is `Lead.objects.filter(connection__broker=broker)`, a "
-        "join on `accounts_connection.broker_id`. The planner cannot use "
-        "(connection, registered_at) to read the newest 50 leads: PostgreSQL "
-        "scans and top-N-sorts every lead (a parallel sequential scan), "
-        "SQLite sorts all of them in a temporary B-tree. The same for the "
-        "dashboard's recent leads.",
-        "- **Two filter menus scan the mirror on every request.** "
-        "`LeadFilter.__init__` calls `selectors.lead_choices()` for status and "
-        "source: `SELECT DISTINCT` over every lead.",
-        "- **The paginator counts every lead on every request** "
-        "(`leads/views.py::_page`, `Paginator.count`), and a deep page "
-        "(`?page=1500`) reads and drops 74,950 rows (`OFFSET`).",
-        "- **Search is `search_text LIKE '%word%'`** (`selectors.search_q`): no "
-        "B-tree index can serve it, so every search scans the mirror.",
-        "- **Rows are wide**: `raw` (the record as CINC sent it) is stored in "
-        "the row, so the 100,000-lead heap is about 110 MB on PostgreSQL and "
-        "every scan reads all of it.",
-        "- The dashboard's counts by status and by source are two `GROUP BY` "
-        "scans of every lead (`selectors.lead_counts`).",
-        "",
-        "Fixes (leads), in order of effect:",
-        "",
-        "1. `leads/selectors.py::lead_base()` (and `agent_base()`): filter by "
-        "the broker's connection ids, `Lead.objects.filter(connection_id__in="
-        "list(Connection.objects.filter(broker=broker).values_list('pk', "
-        "flat=True)))`, so the planner sees `connection_id IN (...)` and uses "
-        "the per-connection indexes (the probe above).",
-        "2. `leads/models.py::Lead.Meta.indexes`: "
-        "`Index(fields=['connection', '-registered_at', '-id'], "
-        "condition=Q(removed_at__isnull=True), name='lead_newest_active')`, "
-        "which serves the default list and the dashboard's recent leads "
-        "without a sort on both databases; likewise "
-        "`['connection', 'last_name', 'first_name', 'id']` for the name sort.",
-        "3. `leads/selectors.py::lead_choices()` and `lead_counts()`: compute "
-        "statuses, sources and counts once per sync (at the end of "
-        "`leads/sync.py::_Sync._finish()`, stored on the run or the "
-        "connection, or in Django's cache keyed by connection and "
-        "`last_synced_at`) instead of scanning on every request.",
-        "4. `leads/views.py::_page()`: for the unfiltered list take the count "
-        "stored by the sync (a `Paginator` subclass whose `count` is given); "
-        "for deep pages use keyset pagination (`?after=<registered_at>,<id>` "
-        "for next/previous, numbered links only near the ends), so page 1,500 "
-        "costs what page 1 costs.",
-        "5. Search on PostgreSQL: a trigram index on `search_text` (already "
-        "lower case), `GinIndex(fields=['search_text'], "
-        "opclasses=['gin_trgm_ops'], name='lead_search_trgm')` from "
-        "`django.contrib.postgres`, created with `TrigramExtension()` in a "
-        "migration that runs only on PostgreSQL; on SQLite an FTS5 table, or "
-        "accept the scan there.",
-        "6. `leads/models.py`: move `raw` to a one-to-one `LeadRaw` table read "
-        "only by the lead page, so any scan left reads a fifth of the bytes.",
-        "",
-        "What is left once the SQL is fast is Python: the median minus the SQL "
-        "time above (middleware, the filter form with its agent menu, 50 rows "
-        "of template with a `{% querystring %}` per sortable column). Measure "
-        "again after the SQL fixes; if that part alone is near the target on "
-        "the production host, cache the rendered filter form per broker and "
-        "sync.",
+        "The machine's load (see above) inflates these times: with other "
+        "suites running on its 2 cores, a request waits for a core. Check the "
+        "target again on an idle host before and after the fixes.",
     ]
     return lines
+
+
+def _pages_python(python_bound):
+    pages = ", ".join(f"{page} on {db}" for db, page, _ in python_bound)
+    return [
+        f"**Python-bound** ({pages}): the queries take less than half of the "
+        "median; the rest is the view, the filter form and the template. A "
+        "profile of the filtered list (PostgreSQL, 100,000 leads) puts about "
+        "60% of a request in template rendering: about 1,900 variable "
+        "lookups and 120 template renders per request, most of them Django's "
+        "form widgets rendering each menu option through "
+        "`django/forms/widgets/select_option.html` (the agent menu alone has "
+        "one per agent), the rest 50 rows of 10 cells; and about 180 model "
+        "instances (50 leads with their agent and connection, the agent menu).",
+        "",
+        "Fixes (leads, templates):",
+        "",
+        "1. `leads/filters.py::LeadFilter` / `templates/leads/lead_list.html`: "
+        "render the menus' options in the page template with one `{% for %}` "
+        "(or a form renderer whose select widget does not include a template "
+        "per option), and cache the rendered filter form per broker and "
+        "`last_synced_at` (its choices only change with a sync).",
+        "2. `templates/leads/_lead_table.html`: one pass over rows the view has "
+        "already turned into strings (`leads/views.py::_table_rows` has "
+        "started this), without `{% url %}`/filters per cell; agents and "
+        "connections as `values()` rather than model instances.",
+        "",
+    ]
+
+
+def _pages_sql(slow_queries):
+    texts = [query["sql"] for _db, _page, query in slow_queries]
+    lines = ["**SQL-bound**:", ""]
+    shown = set()
+    for db, page, query in slow_queries:
+        key = (db, page)
+        if key in shown:
+            continue
+        shown.add(key)
+        lines.append(f"- {page} on {db}, {query['ms']:.0f} ms: `{query['sql']}`")
+    lines += ["", "Why and fixes (leads):", ""]
+    searching = {db for db, _page, query in slow_queries if "LIKE '%" in query["sql"]}
+    if searching:
+        lines.append(
+            "- **Search scans.** `search_text LIKE '%word%'` "
+            "(`leads/selectors.py::search_q`) cannot use a B-tree index, so a "
+            "search reads every lead, once for the capped count and again for "
+            "the page."
+            + (
+                " On SQLite: an FTS5 table of `search_text` kept by "
+                "`leads/sync.py::upsert_leads` (a `MATCH` join), or, cheaper, "
+                "count a search's matches only up to the page shown plus one "
+                "(`Next` without a total) instead of up to 10,000."
+                if "SQLite" in searching
+                else ""
+            )
+            + (
+                " On PostgreSQL a trigram GIN index on `search_text` serves it; "
+                "check with `EXPLAIN` that the query uses it."
+                if "PostgreSQL" in searching
+                else ""
+            )
+        )
+    if any(" OFFSET " in text for text in texts):
+        lines.append(
+            "- **Deep pages read what they skip.** `OFFSET 74950` walks 75,000 "
+            "index entries. Keyset pagination in `leads/views.py::_page` "
+            "(`?after=<registered_at>,<id>` for next and previous, numbered "
+            "links only near the ends) makes page 1,500 cost what page 1 costs."
+        )
+    if any("GROUP BY" in text for text in texts):
+        lines.append(
+            "- **The dashboard counts every lead.** `leads/selectors.py::"
+            "lead_counts()` groups all leads by status and source on every "
+            "visit. Compute the counts at the end of a sync "
+            "(`leads/sync.py::_Sync._finish()`, stored on the run or the "
+            "connection) and read them there."
+        )
+    if not any(text.startswith("- **") for text in lines[-3:]):
+        lines.append(
+            "- The queries listed above are the slowest of each page; see the "
+            "page tables below for their share of the time."
+        )
+    lines.append("")
+    return lines
+
+
+_DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def _ordered(figures):
+    order = ["sqlite", "postgresql"]
+    return sorted(figures, key=lambda db: order.index(db) if db in order else 9)

@@ -115,8 +115,9 @@ def targets(results):
                 ratio <= SYNC_TARGET if ratio else None,
             )
         )
-    writes = _figures(results, "writes")
-    for db, figures in (writes or {}).items():
+    writes = _figures(results, "writes") or {}
+    for db in analysis._ordered(writes):
+        figures = writes[db]
         if "skipped" in figures:
             rows.append(("writes", f"{db}", figures["skipped"], None))
             continue
@@ -164,8 +165,9 @@ def targets(results):
         )
         flat, text = _flatness(runs)
         rows.append(("memory", "flat as the lead count grows", text, flat))
-    pages = _figures(results, "pages")
-    for db, figures in (pages or {}).items():
+    pages = _figures(results, "pages") or {}
+    for db in analysis._ordered(pages):
+        figures = pages[db]
         if "skipped" in figures:
             rows.append(("pages", f"{db}", figures["skipped"], None))
             continue
@@ -345,7 +347,8 @@ def _sync_section(figures):
 
 def _writes_section(figures):
     lines = []
-    for db, data in figures.items():
+    for db in analysis._ordered(figures):
+        data = figures[db]
         lines.append(f"### {_db(db)}")
         lines.append("")
         if "skipped" in data:
@@ -464,7 +467,8 @@ def _memory_section(figures):
 
 def _pages_section(figures):
     lines = []
-    for db, data in figures.items():
+    for db in analysis._ordered(figures):
+        data = figures[db]
         lines.append(f"### {_db(db)}")
         lines.append("")
         if "skipped" in data:

@@ -40,6 +40,18 @@ def database_label():
     return vendor
 
 
+def lead_indexes():
+    """Indexes (unique ones included, not the primary key) on leads_lead."""
+    with db.cursor() as cursor:
+        constraints = db.introspection.get_constraints(cursor, "leads_lead")
+    return sum(
+        1
+        for constraint in constraints.values()
+        if (constraint["index"] or constraint["unique"])
+        and not constraint["primary_key"]
+    )
+
+
 def changed_copy(records, share=CHANGED_SHARE):
     """A deep copy of ``records`` with every n-th lead's status moved on to
     the next documented status; returns (records, number changed)."""
@@ -172,6 +184,7 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
         },
         "ratio": ratios,
         "existing_lookup_probe": existing_lookup,
+        "lead_indexes": lead_indexes(),
         "unchanged_writes_zero": not any(
             passes["unchanged"]["write_statements"].values()
         ),

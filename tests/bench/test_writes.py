@@ -25,6 +25,7 @@ def test_writes_benchmark_counts_the_rows_each_pass_writes():
     assert set(figures["ratio"]) == {"initial", "unchanged", "changed_1pct"}
     assert figures["database"].startswith(("SQLite", "PostgreSQL"))
     assert figures["broker"]
+    assert figures["lead_indexes"] > 0
     probe = figures["existing_lookup_probe"]
     assert probe["mirror_rows"] == 120
     assert set(probe) == {
