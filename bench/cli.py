@@ -41,7 +41,7 @@ QUICK = {
 # before, these only stop a run that hangs.
 TIMEOUTS = {
     "sync": 600,
-    "writes": 900,
+    "writes": 1200,
     "memory": 600,
     "pages-seed": 600,
     "pages": 600,
