@@ -313,10 +313,11 @@ def _pages_python(python_bound):
         "median; the rest is the view, the filter form and the template. A "
         "profile of the filtered list (PostgreSQL, 100,000 leads) puts about "
         "60% of a request in template rendering: about 1,900 variable "
-        "lookups and 120 template renders per request, most of them Django's "
-        "form widgets rendering each menu option through "
-        "`django/forms/widgets/select_option.html` (the agent menu alone has "
-        "one per agent), the rest 50 rows of 10 cells; and about 180 model "
+        "lookups and 130 template renders per request, nearly all of them "
+        "Django's form widgets (each menu option renders "
+        "`django/forms/widgets/select_option.html`, 47 times, and each "
+        "widget's attributes `attrs.html`, 57 times; the agent menu has one "
+        "option per agent), besides 50 rows of 10 cells; and about 180 model "
         "instances (50 leads with their agent and connection, the agent menu).",
         "",
         "Fixes (leads, templates):",

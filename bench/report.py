@@ -277,6 +277,15 @@ def _load(values):
     return "/".join(f"{value:.2f}" for value in values) if values else "?"
 
 
+BREAKDOWN_ORDER = ("http", "limiter", "write_leads", "write_agents", "other")
+
+
+def _breakdown_rank(label):
+    if label in BREAKDOWN_ORDER:
+        return BREAKDOWN_ORDER.index(label)
+    return len(BREAKDOWN_ORDER)
+
+
 def _sync_section(figures):
     any_run = next(iter(figures.values()))
     rows = []
@@ -295,7 +304,8 @@ def _sync_section(figures):
                 _num(sync["floor_s"], 1),
                 f"**{sync['wall_over_floor']:.2f}**",
                 ", ".join(
-                    f"{label} {_num(value, 1)}" for label, value in breakdown.items()
+                    f"{label} {_num(breakdown[label], 1)}"
+                    for label in sorted(breakdown, key=_breakdown_rank)
                 ),
             )
         )
