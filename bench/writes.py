@@ -192,11 +192,13 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
 
 
 def probe_existing_lookup(connection, *, size=PAGE_SIZE, repeats=5):
-    """Diagnostic: the query ``upsert_leads`` makes to load a page's
-    existing rows (ids ``IN`` a page, a few columns), timed as the model
-    orders it (``Lead.Meta.ordering``) and with the ordering cleared."""
+    """Diagnostic: loading a page's existing rows (ids ``IN`` a page, a few
+    columns), timed three ways: through ``leads.sync._existing`` as
+    ``upsert_leads`` calls it (None if that helper is gone), and as a plain
+    query with the model's ordering (``Lead.Meta.ordering``) and without."""
     import time
 
+    from leads import sync
     from leads.models import Lead
 
     rows = Lead.objects.filter(connection=connection).order_by("pk")
@@ -205,15 +207,23 @@ def probe_existing_lookup(connection, *, size=PAGE_SIZE, repeats=5):
     ids = list(rows.values_list("cinc_id", flat=True)[::step][:size])
     fields = ["cinc_id", "content_hash", "changed_at", "removed_at", "status"]
     base = Lead.objects.filter(connection=connection, cinc_id__in=ids).only(*fields)
+    helper = getattr(sync, "_existing", None)
+    loads = {
+        "upsert_leads_ms": (
+            (lambda: helper(Lead, connection, ids, fields)) if helper else None
+        ),
+        "with_model_ordering_ms": lambda: list(base.all()),
+        "without_ordering_ms": lambda: list(base.order_by()),
+    }
     timings = {}
-    for label, query in (
-        ("with_model_ordering_ms", base),
-        ("without_ordering_ms", base.order_by()),
-    ):
-        list(query.all())
+    for label, load in loads.items():
+        if load is None:
+            timings[label] = None
+            continue
+        load()
         started = time.perf_counter()
         for _ in range(repeats):
-            list(query.all())
+            load()
         timings[label] = round((time.perf_counter() - started) / repeats * 1000, 1)
     timings["mirror_rows"] = total
     return timings

@@ -29,6 +29,7 @@ def test_writes_benchmark_counts_the_rows_each_pass_writes():
     probe = figures["existing_lookup_probe"]
     assert probe["mirror_rows"] == 120
     assert set(probe) == {
+        "upsert_leads_ms",
         "with_model_ordering_ms",
         "without_ordering_ms",
         "mirror_rows",
