@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection as db
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
 from accounts.models import Connection
 
@@ -70,6 +72,89 @@ def date_in_range(day):
         )
 
 
+def attrs_html(attrs):
+    """``attrs`` as Django's ``attrs.html`` writes them: ` name="value"`
+    each, escaped; a True value is the bare name, a False one is left out."""
+    parts = []
+    for name, value in attrs.items():
+        if value is False:
+            continue
+        if value is True:
+            parts.append(f" {conditional_escape(name)}")
+        else:
+            parts.append(f' {conditional_escape(name)}="{_text(value)}"')
+    return "".join(parts)
+
+
+def _text(value):
+    """``value`` escaped as the templates' ``{{ value|stringformat:'s' }}``
+    would write it."""
+    return conditional_escape(value if isinstance(value, str) else str(value))
+
+
+class PlainInput:
+    """An input widget written out here rather than through its template.
+
+    The filter forms are drawn on every request of the lists; Django's
+    widget templates (one render for the widget, one for its attributes)
+    were most of the time a list took. The HTML is the same: the context
+    comes from the widget's own ``get_context`` (value formatting, ``type``,
+    ``checked``, the attributes the bound field adds: ``id``,
+    ``aria-invalid``, ``aria-describedby``).
+    """
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        value = widget["value"]
+        shown = "" if value is None else f' value="{_text(value)}"'
+        return mark_safe(  # noqa: S308 - every part is escaped above
+            f'<input type="{_text(widget["type"])}" name="{_text(widget["name"])}"'
+            f"{shown}{attrs_html(widget['attrs'])}>"
+        )
+
+
+class PlainTextInput(PlainInput, forms.TextInput):
+    pass
+
+
+class PlainDateInput(PlainInput, forms.DateInput):
+    pass
+
+
+class PlainCheckboxInput(PlainInput, forms.CheckboxInput):
+    pass
+
+
+class PlainSelect(forms.Select):
+    """A menu written out here in one loop, as ``select.html`` and
+    ``select_option.html`` would write it (the agent menu has an option per
+    agent, each a template render before). Choices in groups are left to
+    Django's templates."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        wanted = self.format_value(value)
+        attributes = self.build_attrs(self.attrs, attrs)
+        if self.allow_multiple_selected:
+            attributes["multiple"] = True
+        lines = [f'<select name="{_text(name)}"{attrs_html(attributes)}>']
+        chosen = False
+        # Iterated once: a model menu's choices are one query.
+        for option_value, label in self.choices:
+            if isinstance(label, (list, tuple)):
+                return super().render(name, value, attrs, renderer)
+            if option_value is None:
+                option_value = ""
+            may_select = not chosen or self.allow_multiple_selected
+            selected = may_select and str(option_value) in wanted
+            chosen |= selected
+            lines.append(
+                f'\n  <option value="{_text(option_value)}"'
+                f"{' selected' if selected else ''}>{_text(label)}</option>\n"
+            )
+        lines.append("\n</select>")
+        return mark_safe("".join(lines))  # noqa: S308 - every part is escaped
+
+
 class BlankableDateField(forms.DateField):
     """A date; blank or only spaces means no date (not an error)."""
 
@@ -87,6 +172,7 @@ class YesNoFilter(django_filters.ChoiceFilter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("choices", YES_NO[1:])
         kwargs.setdefault("empty_label", "Any")
+        kwargs.setdefault("widget", PlainSelect)
         super().__init__(*args, **kwargs)
 
     def filter(self, qs, value):
@@ -120,9 +206,14 @@ class LeadFilter(BrokerFilterSet):
         method="filter_search",
         max_length=MAX_SEARCH,
         help_text="Name, email or phone",
+        widget=PlainTextInput,
     )
-    status = django_filters.ChoiceFilter(label="Status", empty_label="Any status")
-    source = django_filters.ChoiceFilter(label="Source", empty_label="Any source")
+    status = django_filters.ChoiceFilter(
+        label="Status", empty_label="Any status", widget=PlainSelect
+    )
+    source = django_filters.ChoiceFilter(
+        label="Source", empty_label="Any source", widget=PlainSelect
+    )
     buyer = YesNoFilter(label="Buyer", field_name="is_buyer")
     seller = YesNoFilter(label="Seller", field_name="is_seller")
     agent = django_filters.ModelChoiceFilter(
@@ -131,41 +222,52 @@ class LeadFilter(BrokerFilterSet):
         to_field_name="uuid",
         method="filter_agent",
         empty_label="Any agent",
+        widget=PlainSelect,
     )
     city = django_filters.CharFilter(
-        label="City", field_name="city", lookup_expr="iexact", max_length=MAX_TEXT
+        label="City",
+        field_name="city",
+        lookup_expr="iexact",
+        max_length=MAX_TEXT,
+        widget=PlainTextInput,
     )
     state = django_filters.CharFilter(
-        label="State", field_name="state", lookup_expr="iexact", max_length=MAX_TEXT
+        label="State",
+        field_name="state",
+        lookup_expr="iexact",
+        max_length=MAX_TEXT,
+        widget=PlainTextInput,
     )
     registered_from = DateFilter(
         label="Registered from",
         method="filter_registered_from",
         validators=[date_in_range],
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=PlainDateInput(attrs={"type": "date"}),
     )
     registered_to = DateFilter(
         label="Registered to",
         method="filter_registered_to",
         validators=[date_in_range],
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=PlainDateInput(attrs={"type": "date"}),
     )
     connection = django_filters.ModelChoiceFilter(
         label="CINC site",
         queryset=Connection.objects.none(),
         to_field_name="uuid",
         empty_label="All sites",
+        widget=PlainSelect,
     )
     removed = django_filters.BooleanFilter(
         label="Show leads removed in CINC",
         method="filter_removed",
-        widget=forms.CheckboxInput,
+        widget=PlainCheckboxInput,
     )
     sort = django_filters.ChoiceFilter(
         label="Sort",
         choices=sort_choices(LEAD_SORTS),
         method="filter_sort",
         empty_label=None,
+        widget=PlainSelect,
     )
 
     class Meta:
@@ -249,25 +351,32 @@ class LeadFilter(BrokerFilterSet):
 
 class AgentFilter(BrokerFilterSet):
     q = django_filters.CharFilter(
-        label="Search", method="filter_search", max_length=MAX_SEARCH
+        label="Search",
+        method="filter_search",
+        max_length=MAX_SEARCH,
+        widget=PlainTextInput,
     )
-    status = django_filters.ChoiceFilter(label="Status", empty_label="Any status")
+    status = django_filters.ChoiceFilter(
+        label="Status", empty_label="Any status", widget=PlainSelect
+    )
     connection = django_filters.ModelChoiceFilter(
         label="CINC site",
         queryset=Connection.objects.none(),
         to_field_name="uuid",
         empty_label="All sites",
+        widget=PlainSelect,
     )
     removed = django_filters.BooleanFilter(
         label="Show agents removed in CINC",
         method="filter_removed",
-        widget=forms.CheckboxInput,
+        widget=PlainCheckboxInput,
     )
     sort = django_filters.ChoiceFilter(
         label="Sort",
         choices=sort_choices(AGENT_SORTS),
         method="filter_sort",
         empty_label=None,
+        widget=PlainSelect,
     )
 
     class Meta:
