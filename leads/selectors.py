@@ -55,6 +55,32 @@ LEAD_ROW_FIELDS = (
     "connection__cinc_username",
     "connection__cinc_agent_name",
 )
+# What a row of a lead table shows, read as plain values (``values()``):
+# no model instance is made for the lead, its agent or its connection.
+LEAD_TABLE_FIELDS = (
+    "uuid",
+    "cinc_id",
+    "registered_at",
+    "first_name",
+    "last_name",
+    "email",
+    "cell_phone",
+    "home_phone",
+    "work_phone",
+    "office_phone",
+    "city",
+    "state",
+    "status",
+    "source",
+    "removed_at",
+    "primary_agent__uuid",
+    "primary_agent__first_name",
+    "primary_agent__last_name",
+    "primary_agent__email",
+    "primary_agent__cinc_id",
+    "connection__cinc_username",
+    "connection__cinc_agent_name",
+)
 AGENT_NAME_FIELDS = ("uuid", "cinc_id", "first_name", "last_name", "email")
 DOCUMENTED_LEAD_STATUSES = ("unworked", "inprogress", "closed", "trash")
 DOCUMENTED_AGENT_STATUSES = ("active", "inactive", "onvacation", "disabled", "deleted")
@@ -151,8 +177,14 @@ def lead_rows(queryset):
     return queryset.select_related("primary_agent", "connection").only(*LEAD_ROW_FIELDS)
 
 
+def lead_table_values(queryset):
+    """``queryset`` as dicts of ``LEAD_TABLE_FIELDS``, joins included."""
+    return queryset.values(*LEAD_TABLE_FIELDS)
+
+
 def lead_slice(queryset, *, offset, limit):
-    """List rows ``offset`` to ``offset + limit`` of the ordered ``queryset``.
+    """Table rows ``offset`` to ``offset + limit`` of the ordered
+    ``queryset``, as dicts of ``LEAD_TABLE_FIELDS``.
 
     One query. The rows are first found by id alone, in a subquery that the
     sort's index answers without reading the leads themselves, and only
@@ -161,7 +193,7 @@ def lead_slice(queryset, *, offset, limit):
     """
     ordering = queryset.query.order_by or Lead._meta.ordering
     ids = queryset.order_by(*ordering).values("pk")[offset : offset + limit]
-    rows = lead_rows(Lead.objects.filter(pk__in=ids)).order_by(*ordering)
+    rows = lead_table_values(Lead.objects.filter(pk__in=ids)).order_by(*ordering)
     return list(rows)
 
 
@@ -268,8 +300,10 @@ def lead_choices(*, broker, column):
 
 
 def recent_leads(*, broker, limit=RECENT_LEADS):
-    rows = lead_rows(lead_base(broker=broker).filter(removed_at__isnull=True))
-    return list(rows.order_by("-registered_at", "-pk")[:limit])
+    """The newest leads CINC still has, as dicts of ``LEAD_TABLE_FIELDS``."""
+    leads = lead_base(broker=broker).filter(removed_at__isnull=True)
+    rows = lead_table_values(leads).order_by("-registered_at", "-pk")
+    return list(rows[:limit])
 
 
 def lead_counts(*, broker):
@@ -391,11 +425,13 @@ def agent_get(*, broker, uuid):
 
 
 def agent_leads(*, agent, limit=AGENT_PAGE_LEADS):
-    """The agent's leads by role: {role: (rows, total)}, removed ones last."""
+    """The agent's leads by role: {role: (rows, total)}, removed ones last;
+    rows are dicts of ``LEAD_TABLE_FIELDS``."""
     result = {}
     for role in ("primary_agent", "listing_agent", "partner"):
         leads = Lead.objects.filter(**{role: agent})
-        rows = lead_rows(leads).order_by("removed_at", "-registered_at", "-pk")[:limit]
+        ordered = leads.order_by("removed_at", "-registered_at", "-pk")
+        rows = lead_table_values(ordered)[:limit]
         result[role] = (list(rows), leads.count())
     return result
 

@@ -251,7 +251,7 @@ def test_lead_slice_reads_rows_at_an_offset_in_order(broker, site):
 
     rows = selectors.lead_slice(leads, offset=2, limit=3)
 
-    assert [lead.last_name for lead in rows] == ["Name2", "Name3", "Name4"]
+    assert [row["last_name"] for row in rows] == ["Name2", "Name3", "Name4"]
 
 
 def test_lead_slice_of_an_unordered_queryset_is_newest_first(broker, site):
@@ -261,7 +261,7 @@ def test_lead_slice_of_an_unordered_queryset_is_newest_first(broker, site):
 
     rows = selectors.lead_slice(Lead.objects.order_by(), offset=0, limit=2)
 
-    assert [lead.last_name for lead in rows] == ["Days1", "Days2"]
+    assert [row["last_name"] for row in rows] == ["Days1", "Days2"]
 
 
 def test_lead_count_upto_stops_at_the_limit(broker, site):

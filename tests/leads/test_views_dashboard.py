@@ -185,7 +185,7 @@ def test_counts_by_status_and_source_and_recent_leads(broker_client, broker):
     assert by_source == {"Facebook": 4, "Zillow": 2}
     assert 'id="leads-by-status"' in content
     assert 'id="leads-by-source"' in content
-    assert response.context["recent_leads"][0] == newest
+    assert response.context["recent_leads"][0].uuid == newest.uuid
     assert str(newest.uuid) in content
 
 
