@@ -6,6 +6,7 @@ in ``leads.sync`` (``upsert_leads``), shared with the sync.
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import connection_client
@@ -13,7 +14,7 @@ from cinc.errors import MalformedResponse, NotFound
 from cinc.records import parse_lead
 
 from .models import Lead, SyncRun
-from .sync import upsert_leads
+from .sync import mirror_changed, upsert_leads
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,12 @@ def lead_refresh(*, lead, max_wait=None):
         try:
             raw = client.lead(lead.cinc_id)
         except NotFound:
-            removed = Lead.objects.filter(pk=lead.pk, removed_at=None).update(
-                removed_at=timezone.now()
-            )
+            with transaction.atomic():
+                removed = Lead.objects.filter(pk=lead.pk, removed_at=None).update(
+                    removed_at=timezone.now()
+                )
+                if removed:
+                    mirror_changed(connection)
             _finish(run, counted, removed=removed)
             _log(lead, run, "not found upstream; marked removed")
             return Lead.objects.get(pk=lead.pk)

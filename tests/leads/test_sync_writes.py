@@ -1,0 +1,130 @@
+"""The mirror's write path: what a page of records writes, what it skips,
+how a refused row is isolated, and the connection's mirror version."""
+
+import uuid
+
+import pytest
+
+from accounts.models import Connection
+from leads import sync
+from leads.models import Lead, LeadChange
+
+pytestmark = pytest.mark.django_db
+
+
+def lead(number, **info):
+    info.setdefault("status", "unworked")
+    info.setdefault(
+        "contact", {"first_name": f"First{number}", "email": f"l{number}@ex.test"}
+    )
+    return {
+        "id": f"LEAD_W{number}",
+        "registered_date": "2024-03-01T10:00:00Z",
+        "info": info,
+    }
+
+
+def version(connection):
+    return Connection.objects.get(pk=connection.pk).mirror_version
+
+
+def test_unchanged_records_are_not_parsed_again(connection, monkeypatch):
+    records = [lead(n) for n in range(5)]
+    sync.upsert_leads(connection=connection, records=records)
+    parsed = []
+    real_parse = sync.parse_lead
+
+    def counting_parse(raw):
+        parsed.append(raw["id"])
+        return real_parse(raw)
+
+    monkeypatch.setattr(sync, "parse_lead", counting_parse)
+    changed = lead(3, status="inprogress")
+
+    counts = sync.upsert_leads(connection=connection, records=[*records[:3], changed])
+
+    assert (counts.unchanged, counts.updated, counts.history) == (3, 1, 1)
+    assert parsed == ["LEAD_W3"]
+    assert Lead.objects.get(cinc_id="LEAD_W3").status == "inprogress"
+    change = LeadChange.objects.get()
+    assert (change.old_value, change.new_value) == ("unworked", "inprogress")
+
+
+def test_written_rows_read_back_as_sent(connection):
+    record = lead(
+        1,
+        is_buyer=True,
+        buyer={"median_price": "350000.5", "timeline": "3 months"},
+        contact={"first_name": "Zoë", "email": "zoe@ex.test", "extra": [1, {"a": 2}]},
+    )
+
+    sync.upsert_leads(connection=connection, records=[record])
+
+    row = Lead.objects.get(cinc_id="LEAD_W1")
+    assert row.raw == record
+    assert row.content_hash == sync.content_hash(record)
+    assert row.registered_at.isoformat() == "2024-03-01T10:00:00+00:00"
+    assert str(row.buyer_median_price) == "350000.50"
+    assert (row.first_name, row.is_buyer, row.buyer_timeline) == (
+        "Zoë",
+        True,
+        "3 months",
+    )
+    assert row.first_seen_at == row.changed_at
+    assert isinstance(row.uuid, uuid.UUID)
+
+
+def test_a_row_the_database_refuses_does_not_lose_the_others(connection, monkeypatch):
+    taken = Lead.objects.create(
+        connection=connection, cinc_id="LEAD_OLD", raw={}, content_hash="x"
+    ).uuid
+    keys = iter([uuid.uuid4(), taken, uuid.uuid4()])
+
+    class Keys:
+        @staticmethod
+        def uuid4():
+            return next(keys)
+
+    monkeypatch.setattr(sync, "uuid", Keys)
+
+    counts = sync.upsert_leads(
+        connection=connection, records=[lead(1), lead(2), lead(3)]
+    )
+
+    assert counts.created == 2
+    assert [error.record_id for error in counts.errors] == ["LEAD_W2"]
+    assert "the database refused it (IntegrityError)" in str(counts.errors[0])
+    stored = set(Lead.objects.values_list("cinc_id", flat=True))
+    assert stored == {"LEAD_OLD", "LEAD_W1", "LEAD_W3"}
+
+
+def test_mirror_version_moves_with_every_write_and_only_then(connection):
+    start = version(connection)
+
+    sync.upsert_leads(connection=connection, records=[lead(1), lead(2)])
+    after_create = version(connection)
+    sync.upsert_leads(connection=connection, records=[lead(1), lead(2)])
+    after_unchanged = version(connection)
+    sync.upsert_leads(connection=connection, records=[lead(1, status="closed")])
+    after_change = version(connection)
+    sync.upsert_agents(connection=connection, records=[{"id": "AGENT_W1", "info": {}}])
+    after_agent = version(connection)
+
+    assert start < after_create == after_unchanged < after_change < after_agent
+
+
+def test_a_sync_that_marks_removals_moves_the_mirror_version(connection, sandbox):
+    sync.sync_connection(connection_id=connection.pk)
+    before = version(connection)
+    unchanged = sync.sync_connection(connection_id=connection.pk)
+    assert version(connection) == before
+    assert unchanged.run.removed == 0
+    gone = sandbox.control.leads()[0]["id"]
+    sandbox.control.delete_lead("demo", gone)
+
+    outcome = sync.sync_connection(connection_id=connection.pk)
+
+    outcome.run.refresh_from_db()
+    assert outcome.run.removed == 1
+    assert Lead.objects.get(cinc_id=gone).removed_at is not None
+    assert version(connection) > before
