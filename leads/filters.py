@@ -96,8 +96,9 @@ class PlainInput:
     """An input widget written out here rather than through its template.
 
     The filter forms are drawn on every request of the lists; Django's
-    widget templates (one render for the widget, one for its attributes)
-    were most of the time a list took. The HTML is the same: the context
+    widget templates (one render for the widget, one for its attributes,
+    one per option of a menu) were a large part of a list's time. The HTML
+    is the same (``tests/leads/test_filters.py`` compares them): the context
     comes from the widget's own ``get_context`` (value formatting, ``type``,
     ``checked``, the attributes the bound field adds: ``id``,
     ``aria-invalid``, ``aria-describedby``).
