@@ -326,6 +326,9 @@ CINC_RATE_LIMIT = env.int("CINC_RATE_LIMIT", default=15)
 CINC_RATE_WINDOW = env.float("CINC_RATE_WINDOW", default=20.0)
 # A running sync with no sign of life for this long is closed as failed.
 CINC_SYNC_STALE_AFTER = env.int("CINC_SYNC_STALE_AFTER", default=600)
+# A sync fetches the next page in a second thread while it writes the
+# current one; False fetches and writes in turn.
+CINC_SYNC_PREFETCH = env.bool("CINC_SYNC_PREFETCH", default=True)
 OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
 
 # Celery beat (after the CINC settings, whose interval it uses): queue a sync

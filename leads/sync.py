@@ -25,11 +25,14 @@ Public functions:
 """
 
 import bisect
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -1045,6 +1048,62 @@ PROGRESS_FIELDS = (
 EVENT_FIELDS = ("requests", "rate_limited", "retries", "heartbeat_at")
 
 
+class _Prefetch:
+    """Fetch the next page of a walk while the current one is written.
+
+    A page's HTTP round trip and rate-limit wait need no database, so one
+    helper thread fetches page n+1 while the sync's thread writes page n:
+    a page then costs max(fetch, write) instead of their sum (the sync
+    benchmark's walk against 15 requests per 2 s needs this to stay on the
+    rate-limit floor). Pages are still written in order, one transaction
+    each, and only written pages move the run's resume point. A fetch
+    that failed raises in ``take()``, after the page before it was written,
+    exactly as an in-line fetch would have. Only one fetch runs at a time,
+    so the client (its HTTP session, its limiter) is never used by two
+    threads at once.
+    """
+
+    def __init__(self, fetch, *, enabled=True):
+        self.fetch = fetch
+        self.enabled = enabled
+        self.pool = None
+        self.pending = None  # (offset, future)
+
+    def __enter__(self):
+        if self.enabled:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="cinc-prefetch")
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            # Waits for a fetch still running (bounded by the client's
+            # timeout and longest in-line wait); its answer is dropped.
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def ask(self, offset):
+        if self.pool is not None and self.pending is None:
+            self.pending = (offset, self.pool.submit(self._fetch, offset))
+
+    def take(self, offset):
+        if self.pending is not None:
+            asked, future = self.pending
+            self.pending = None
+            if asked == offset:
+                return future.result()
+            # Not the page wanted (cannot happen while pages are written in
+            # order): let the fetch end before the client is used again.
+            with contextlib.suppress(Exception):
+                future.result()
+        return self.fetch(offset, PAGE_SIZE)
+
+    def _fetch(self, offset):
+        try:
+            return self.fetch(offset, PAGE_SIZE)
+        finally:
+            # A token refresh may have opened a connection in this thread.
+            connections.close_all()
+
+
 class _Sync:
     """One claimed run, executed from its stored phase and offset."""
 
@@ -1054,6 +1113,7 @@ class _Sync:
         self.progress = progress
         self.notes = [line for line in run.error.splitlines() if line]
         self.client = None
+        self.thread = threading.get_ident()
 
     # Saving the run. Every save is conditional on the run still RUNNING, so
     # a run closed meanwhile by the stale sweep is never written again.
@@ -1084,6 +1144,8 @@ class _Sync:
             self.run.retries += 1
         else:
             return
+        if threading.get_ident() != self.thread:
+            return  # a prefetch: the page written next saves the counters
         now = timezone.now()
         last = self.run.heartbeat_at
         if last is None or (now - last).total_seconds() >= HEARTBEAT_SECONDS:
@@ -1192,8 +1254,19 @@ class _Sync:
             )
         )
         seen = {cinc_id for ids in pages for cinc_id in ids}
-        done = len(pages)
+        with _Prefetch(fetch, enabled=self._may_prefetch()) as ahead:
+            self._pages(phase, ahead, upsert, seen, len(pages))
 
+    def _may_prefetch(self):
+        """Fetch the next page in a second thread while this one writes,
+        unless turned off (``CINC_SYNC_PREFETCH``) or the caller holds a
+        transaction: a token refresh in the second thread uses its own
+        database connection, which could not see (or, on SQLite, would
+        wait for) the caller's uncommitted rows."""
+        enabled = getattr(settings, "CINC_SYNC_PREFETCH", True)
+        return enabled and not transaction.get_connection().in_atomic_block
+
+    def _pages(self, phase, ahead, upsert, seen, done):
         while True:
             if done >= MAX_PAGES:
                 raise _WalkIncomplete(
@@ -1201,7 +1274,7 @@ class _Sync:
                     "sending full pages. Nothing was marked removed."
                 )
             offset = self.run.next_offset
-            page = fetch(offset, PAGE_SIZE)
+            page = ahead.take(offset)
             full = bool(page.items) and len(page.items) >= page.limit
             fresh = [
                 item
@@ -1214,6 +1287,8 @@ class _Sync:
                     f"{phase} it had already sent, so the walk stopped there "
                     "(paging would not end). Nothing was marked removed."
                 )
+            if full:
+                ahead.ask(offset + len(page.items))
             counts = self._write_page(phase, offset, page, fresh, full, upsert)
             seen.update(counts.ids)
             done += 1
