@@ -46,104 +46,40 @@ def _under(value, target):
 
 
 def _sync(figures):
-    lines = ["### Sync against the floor", ""]
-    shipped = figures.get("shipped")
-    known = figures.get("window_known")
-    if shipped and shipped["wall_over_floor"] > SYNC_TARGET:
-        wait = (shipped.get("breakdown_s") or {}).get("limiter") or 0
-        paced = shipped.get("portal_limiter_window_s") or 0
-        if paced <= shipped["window_s"] or wait < 0.3 * shipped["wall_s"]:
-            # Not the limiter's window: the sync's own work explains it.
-            return lines + _sync_known(shipped, "Limiter as shipped")
-        lines += [
-            f"**Limiter as shipped: wall / floor {shipped['wall_over_floor']:.2f}, "
-            f"{_over(shipped['wall_over_floor'], SYNC_TARGET)} "
-            f"({SYNC_TARGET:.2f}).** The portal's limiter paced the walk by a "
-            f"{shipped['portal_limiter_window_s']:g} s window while the site's "
-            f"window is {shipped['window_s']:g} s: it waited "
-            f"{wait:.0f} s for slots. `accounts/services.py::rate_limiter()` builds "
-            "`RateLimiter(store)`, so the window is always the documented 20 s "
-            "(`cinc/ratelimit.py` `DEFAULT_WINDOW`); the limiter adopts the "
-            "limit a server announces (`x-rate-limit-limit`) but never its "
-            "window. Against CINC's documented 15 per 20 s this is exactly "
-            "right and no 429 was caused; against a site with a shorter window "
-            "(this benchmark's 15 per 2 s) the portal paces its requests ten "
-            "times slower than the site allows.",
-            "",
-            "Fix (accounts, cinc):",
-            "",
-            "1. `cinc_portal/settings.py`: a setting `CINC_RATE_WINDOW` (seconds, "
-            "default 20.0; and `CINC_RATE_LIMIT`, default 15), listed in "
-            "`.env.example`; `accounts/services.py::rate_limiter()` passes them: "
-            "`RateLimiter(store, limit=settings.CINC_RATE_LIMIT, "
-            "window=settings.CINC_RATE_WINDOW)`. The second row of the table "
-            "below is this fix, applied in the benchmark process only "
-            "(`bench.sync_floor.limiter_window`).",
-            "2. Optionally, `cinc/ratelimit.py::RateLimiter.observe()` learns a "
-            "shorter window: when an answer says `remaining == limit - 1` (the "
-            "first request of a fresh server window), `reset - send time` is "
-            "the server's window; keep it in the key's state (bounded to "
-            "1..20 s) instead of `_normalise()` resetting `state['window']` to "
-            "`self.window` on every call.",
-            "",
-        ]
-    if known and known["wall_over_floor"] > SYNC_TARGET:
-        lines += _sync_known(known, "Limiter told the window", shipped)
-    return lines
-
-
-def _sync_known(known, label, shipped=None):
-    breakdown = known.get("breakdown_s") or {}
-    pages = known["requests"].get("leads", 0) or 1
+    run = figures.get("configured")
+    if not run or run["wall_over_floor"] <= SYNC_TARGET:
+        return []
+    breakdown = run.get("breakdown_s") or {}
+    pages = run["requests"].get("leads", 0) or 1
     write = (breakdown.get("write_leads") or 0) + (breakdown.get("write_agents") or 0)
-    own = known["wall_s"] - (breakdown.get("limiter") or 0)
-    budget_ms = known["window_s"] / known["limit"] * 1000
-    real_floor = known["floor_windows"] * 20
+    budget_ms = run["window_s"] / run["limit"] * 1000
+    real_floor = run["floor_windows"] * 20
+    in_line = figures.get("in_line")
+    compared = (
+        f" Without fetching ahead the same walk took {in_line['wall_s']:.1f} s "
+        f"({in_line['wall_over_floor']:.2f})."
+        if in_line
+        else ""
+    )
     return [
-        f"**{label}: wall / floor {known['wall_over_floor']:.2f}, "
-        f"{_over(known['wall_over_floor'], SYNC_TARGET)} ({SYNC_TARGET:.2f}).** "
-        f"Now the sync itself is the bottleneck: writing the pages took "
-        f"{write:.1f} s of the {known['wall_s']:.1f} s "
-        f"({write / pages * 1000:.0f} ms a page of 500), HTTP "
-        f"{breakdown.get('http') or 0:.1f} s, the rest (each page's commit and "
-        f"the run's bookkeeping) {breakdown.get('other') or 0:.1f} s, while "
-        f"15 requests per {known['window_s']:g} s leave {budget_ms:.0f} ms per "
-        "page for fetching and writing together. The sync fetches a page, "
-        "then writes it, then fetches the next: the two never overlap.",
+        "### Sync against the floor",
+        "",
+        f"**Wall / floor {run['wall_over_floor']:.2f}, "
+        f"{_over(run['wall_over_floor'], SYNC_TARGET)} ({SYNC_TARGET:.2f}).** "
+        f"Writing the pages took {write:.1f} s of the {run['wall_s']:.1f} s "
+        f"({write / pages * 1000:.0f} ms a page of 500) and the rest of the "
+        f"sync's own thread {breakdown.get('other') or 0:.1f} s, while 15 "
+        f"requests per {run['window_s']:g} s leave {budget_ms:.0f} ms a page: "
+        "with the next page fetched while one is written, the write path "
+        "alone is slower than the window." + compared,
         "",
         f"At CINC's real window (15 per 20 s) the same walk's floor is "
-        f"{real_floor} s and the sync's own work here was {own:.0f} s, so in "
-        "production the sync is bound by the limit (wall / floor about 1.0); "
-        "the shortened window is what exposes the write speed."
-        + _paced_note(shipped, real_floor),
-        "",
-        "Fixes (leads):",
-        "",
-        "1. The write path (see the writes section): `leads/sync.py::_store()` "
-        "on one prepared `executemany`, hashing before parsing, fewer indexes "
-        "to maintain (`_existing()` without the model's ordering is in since "
-        "commit 90e890b).",
-        "2. `leads/sync.py::_Sync._walk()`: fetch page n+1 while page n is "
-        "written. The HTTP call needs no database: run `fetch(offset + 500)` "
-        "in a one-thread `concurrent.futures.ThreadPoolExecutor` with its own "
-        "client (one `CincClient` per thread, sharing the limiter), and write "
-        "in the main thread; a page's wall time becomes max(fetch + wait, "
-        "write) instead of their sum. Keep the page order and the resume "
-        "point (`next_offset`) as today: only pages written are committed.",
+        f"{real_floor} s, over ten times the sync's own work here: in "
+        "production the sync is bound by the limit. The shortened window is "
+        "what exposes the write speed; see the writes section for where a "
+        "page's write time goes.",
         "",
     ]
-
-
-def _paced_note(shipped, real_floor):
-    """The shipped run paced itself by 20 s windows: it is the production
-    case, measured."""
-    if not shipped or shipped.get("portal_limiter_window_s") != 20:
-        return ""
-    return (
-        f" The run with the limiter as shipped is that case, measured: paced "
-        f"by 20 s windows it took {shipped['wall_s']:.0f} s, "
-        f"{shipped['wall_s'] / real_floor:.2f} of a {real_floor} s floor."
-    )
 
 
 # Writes ----------------------------------------------------------------------

@@ -54,3 +54,20 @@ def test_time_spent_in_wraps_and_restores():
     assert spent["gone"] is None
     assert Thing.work.__name__ == "work"
     assert not hasattr(Thing.work, "__wrapped__")
+
+
+def test_time_spent_in_keeps_another_threads_time_apart():
+    import threading
+
+    class Thing:
+        def work(self):
+            return "done"
+
+    with support.time_spent_in({"work": (Thing, "work")}) as spent:
+        Thing().work()
+        helper = threading.Thread(target=Thing().work)
+        helper.start()
+        helper.join()
+
+    assert set(spent) == {"work", "work (ahead)"}
+    assert spent["work"] >= 0 and spent["work (ahead)"] >= 0
