@@ -407,17 +407,38 @@ class _Existing:
 
 
 def _existing(model, connection, ids, fields):
-    """{cinc_id: _Existing} of the stored rows among ``ids``."""
+    """{cinc_id: _Existing} of the stored rows among ``ids``.
+
+    One plain query per chunk of ids, through the unique (connection,
+    cinc_id) index: Django's ``filter(cinc_id__in=...)`` resolved each of
+    the 500 ids through its lookup machinery and, on PostgreSQL, sent them
+    as 500 literals (about 20 ms a page of the unchanged re-sync). Values
+    come back in database form (dates as SQLite's text on SQLite), which is
+    also how they are written back.
+    """
+    meta = model._meta
+    db = connections[model.objects.db]
+    quote = db.ops.quote_name
     names = ["cinc_id", *fields]
+    columns = ", ".join(
+        quote(meta.pk.column if name == "pk" else meta.get_field(name).column)
+        for name in names
+    )
+    query = (
+        f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608 - names from the model
+        f"WHERE {quote('connection_id')} = %s AND {quote('cinc_id')}"
+    )
     rows = {}
-    for chunk in _chunks(ids):
-        # No ordering: the model's default sort made the database read the
-        # page's rows through the date index (214 ms a page on a 100,000-lead
-        # SQLite mirror instead of 18 ms through the unique index).
-        query = model.objects.filter(connection=connection, cinc_id__in=chunk)
-        for values in query.order_by().values_list(*names):
-            row = _Existing(names, values)
-            rows[row.cinc_id] = row
+    with db.cursor() as cursor:
+        for chunk in _chunks(ids):
+            if db.vendor == "postgresql":
+                cursor.execute(f"{query} = ANY(%s)", [connection.pk, chunk])
+            else:
+                holders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(f"{query} IN ({holders})", [connection.pk, *chunk])
+            for values in cursor.fetchall():
+                row = _Existing(names, values)
+                rows[row.cinc_id] = row
     return rows
 
 
@@ -485,8 +506,8 @@ class _Upsert:
         ]
         for column, kind in zip(self.fields, self.kinds, strict=True):
             value = values[column.attname]
-            if value is None:
-                pass
+            if value is None or isinstance(value, str):
+                pass  # strings are already in database form
             elif kind == "DateTimeField":
                 value = ops.adapt_datetimefield_value(value)
             elif kind == "DecimalField":

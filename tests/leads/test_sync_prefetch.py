@@ -23,6 +23,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
+def failed_offsets():
+    """With pages fetched ahead, the page after the first one may already
+    have been fetched, intact, when CINC starts breaking: the walk then
+    stops one page later. Either way nothing after the break is written."""
+    return {20, 40}
+
+
+@pytest.fixture
+def shifted_pages():
+    """Likewise, a deletion after the first page shifts the page after it,
+    or the one after that when the next page was already fetched."""
+    return {20, 40}
+
+
+@pytest.fixture
 def three_pages(sandbox):
     sandbox.control.reset(agents=5, leads=1234, seed=3)
     return sandbox
