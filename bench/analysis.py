@@ -85,23 +85,22 @@ def _sync(figures):
 # Writes ----------------------------------------------------------------------
 
 
-def _ms(value):
-    return "–" if value is None else f"{value} ms"
+_STEP_ORDER = ("hash", "existing rows", "parse", "columns", "statement", "commit")
 
 
-def _ordering_costs(probe):
-    """True when upsert_leads' own load of existing rows is much slower than
-    the same query without ordering (the ordering bug is still there)."""
-    own = probe.get("upsert_leads_ms")
-    if own is None:
-        own = probe.get("with_model_ordering_ms")
-    plain = probe.get("without_ordering_ms") or 0
-    return own is not None and own > 3 * max(plain, 1)
+def _steps_text(steps):
+    if not steps:
+        return ""
+    parts = [
+        f"{step} {steps[step]:g}"
+        for step in (*_STEP_ORDER, "rest")
+        if steps.get(step) is not None
+    ]
+    return " µs, ".join(parts) + " µs"
 
 
 def _writes(figures):
     lines = ["### Writes", ""]
-    ordering_slow = []
     for db in _ordered(figures):
         data = figures[db]
         if "skipped" in data:
@@ -124,66 +123,46 @@ def _writes(figures):
                 )
                 + ")"
             )
-        probe = data.get("existing_lookup_probe") or {}
-        probe_text = ""
-        if probe:
-            probe_text = (
-                f" Loading a page's existing rows on the "
-                f"{probe['mirror_rows']:,}-lead mirror: "
-                f"{_ms(probe.get('upsert_leads_ms'))} as `upsert_leads` does "
-                f"it; a plain query {probe['with_model_ordering_ms']} ms with the "
-                f"model's ordering, {probe['without_ordering_ms']} ms without."
-            )
-            if _ordering_costs(probe):
-                ordering_slow.append(name)
-        lines.append(f"- **{name}**: " + "; ".join(parts) + "." + probe_text)
-    lines += ["", "Why (profiles of `upsert_leads`, 500 leads a page):", ""]
-    if ordering_slow:
-        lines.append(
-            "- **The existing-rows query walks the whole mirror** ("
-            + ", ".join(ordering_slow)
-            + "). `leads/sync.py::_existing()` runs `Lead.objects.filter("
-            "connection=..., cinc_id__in=page).only(...)`, which keeps "
-            "`Lead.Meta.ordering` (`-registered_at`). SQLite then prefers the "
-            "(connection, registered_at) index, to avoid a sort, over the "
-            "unique (connection, cinc_id) index, and reads every lead of the "
-            "connection for every page: the cost of a page grows with the "
-            "mirror, most of the unchanged re-sync on SQLite and a growing "
-            "share of the first load. Fix: `.order_by()` on that query."
+        steps = data["passes"]["initial"].get("steps_us_per_lead")
+        where = (
+            f" A lead of the empty-mirror pass: {_steps_text(steps)}." if steps else ""
         )
+        lines.append(f"- **{name}**: " + "; ".join(parts) + "." + where)
     lines += [
-        "- **Django's `bulk_create` spends most of a new page's time building "
-        "SQL**: `SQLInsertCompiler.as_sql` prepares 36 columns × 500 rows one "
-        "value at a time (`get_db_prep_save`, placeholders), about half of "
-        "`upsert_leads`' time for a page of new leads; on SQLite Django also splits "
-        "the page into about 20 INSERTs of 25 rows (its 999-parameter cap). "
-        "The database's own work is a minor part.",
-        "- **Every record is parsed before anything is compared**: parsing and "
-        "computing columns (`parse_lead`, `_lead_columns`, `_fit`) cost about "
-        "twice the hash, and the unchanged re-sync pays them for every record "
-        "although it writes none; the existing rows are "
-        "loaded as model instances.",
         "",
-        "Fixes (leads):",
+        "Why: what is left of a new lead's cost is mostly the database's own "
+        "work, which the naive loop pays too. `upsert_leads` hashes each "
+        "record first and parses only new or changed ones, and writes a page "
+        "with one prepared statement (`executemany` on SQLite; on PostgreSQL "
+        "a `COPY` into a temporary table and one `INSERT ... SELECT ... ON "
+        "CONFLICT`), so Python's share is about a quarter of a new lead's "
+        "time. The `statement` and `commit` steps are the inserts into "
+        "`leads_lead` and its indexes: "
+        + _index_note(figures)
+        + " Each index takes an insert at a random place for every new lead; "
+        "as the mirror outgrows the database's page cache those inserts read "
+        "and write pages all over the file, which is why a page of new leads "
+        "costs more at 100,000 leads than at 10,000, and why the commit "
+        "(SQLite's WAL checkpoint) grows with it. The naive loop pays the "
+        "same index work per row, so the ratio for an empty mirror is bounded "
+        "by it; re-syncs, where unchanged leads are neither parsed nor "
+        "written, are far above the target.",
         "",
-        "1. `leads/sync.py::_existing()` and `_agent_pks()`: no model ordering "
-        "(`.order_by()`; `_existing()` has it since commit 90e890b, after the "
-        "probe above showed 214 ms against 18 ms a page on SQLite), and "
-        "`values_list(...)` tuples instead of `.only()` instances.",
-        "2. `leads/sync.py::upsert_leads()`: compute `content_hash` of each raw "
-        "record first, load the existing (cinc_id, content_hash, removed_at, "
-        "agent ids) of the page, and parse only records that are new or whose "
-        "hash differs; the agent-link check of an unchanged record can use the "
-        "stored `*_cinc_id` columns against the page's agent map.",
-        "3. `leads/sync.py::_store()`: one `cursor.executemany()` per page of a "
-        "prepared `INSERT INTO leads_lead (...) VALUES (...) ON CONFLICT "
-        "(connection_id, cinc_id) DO UPDATE SET ...` (built once per model "
-        "from `LEAD_WRITE_FIELDS`), with values already in database form "
-        "(JSON text for `raw`, aware datetimes, Decimals), keeping today's "
-        "fallback to row-by-row on `IntegrityError`/`DataError`.",
-        "4. `leads/models.py::Lead.connection`: `db_index=False` — every "
-        "composite index already starts with `connection`, so the "
-        "single-column index only costs writes. " + _index_note(figures),
+        "Measured once while choosing (SQLite, 40,000 leads into an empty "
+        "mirror, commit 1af1eb9): the same pass without the nine list indexes "
+        "wrote 8,900 leads/s against 4,900 with them; a 64 MB page cache "
+        "(`PRAGMA cache_size`) instead of the default 2 MB, about 12% faster, "
+        "at 64 MB more memory per process.",
+        "",
+        "Not done, and why: each list index serves one sort or filter of the "
+        "leads list at 100,000 leads (see the pages benchmark, where every "
+        "page is under its target); dropping one trades a one-time first sync "
+        "for every page view of that sort. What could still go: the "
+        "single-column index on `leads_lead.connection_id` (every composite "
+        "index starts with it), and for the first sync of a large site, "
+        "loading into an empty mirror without the list indexes and building "
+        "them after the walk (they are shared by every connection in the "
+        "table, so only while no other connection has leads).",
     ]
     return lines
 
@@ -197,11 +176,7 @@ def _index_note(figures):
     if not counts:
         return ""
     listed = ", ".join(f"{count} on {db}" for db, count in counts.items())
-    return (
-        f"`leads_lead` has {listed} (unique constraints included), each "
-        "updated by every insert: weigh any new list index against the "
-        "first sync's write rate."
-    )
+    return f"`leads_lead` has {listed} (unique constraints included)."
 
 
 # Memory ----------------------------------------------------------------------
@@ -281,27 +256,16 @@ def _pages_python(python_bound):
     pages = ", ".join(f"{page} on {db}" for db, page, _ in python_bound)
     return [
         f"**Python-bound** ({pages}): the queries take less than half of the "
-        "median; the rest is the view, the filter form and the template. A "
-        "profile of the filtered list (PostgreSQL, 100,000 leads) puts about "
-        "60% of a request in template rendering: about 1,900 variable "
-        "lookups and 130 template renders per request, nearly all of them "
-        "Django's form widgets (each menu option renders "
-        "`django/forms/widgets/select_option.html`, 47 times, and each "
-        "widget's attributes `attrs.html`, 57 times; the agent menu has one "
-        "option per agent), besides 50 rows of 10 cells; and about 180 model "
-        "instances (50 leads with their agent and connection, the agent menu).",
+        "median; the rest is the view, the filter form and the template. The "
+        "filter menus are already written in one Python loop "
+        "(`leads/filters.py`, no template per option) and the table rows "
+        "from `values()` (`leads/views.py::_table_rows`); what remains is "
+        "the page template itself.",
         "",
-        "Fixes (leads, templates):",
-        "",
-        "1. `leads/filters.py::LeadFilter` / `templates/leads/lead_list.html`: "
-        "render the menus' options in the page template with one `{% for %}` "
-        "(or a form renderer whose select widget does not include a template "
-        "per option), and cache the rendered filter form per broker and "
-        "`last_synced_at` (its choices only change with a sync).",
-        "2. `templates/leads/_lead_table.html`: one pass over rows the view has "
-        "already turned into strings (`leads/views.py::_table_rows` has "
-        "started this), without `{% url %}`/filters per cell; agents and "
-        "connections as `values()` rather than model instances.",
+        "Fixes (leads, templates): write the 50 table rows as HTML in one "
+        "function (about 3 ms a list page, measured by profile); cache the "
+        "weekly chart's query under the mirror version like the dashboard's "
+        "counts; merge the list page's two connection queries.",
         "",
     ]
 
@@ -348,11 +312,11 @@ def _pages_sql(slow_queries):
         )
     if any("GROUP BY" in text for text in texts):
         lines.append(
-            "- **The dashboard counts every lead.** `leads/selectors.py::"
-            "lead_counts()` groups all leads by status and source on every "
-            "visit. Compute the counts at the end of a sync "
-            "(`leads/sync.py::_Sync._finish()`, stored on the run or the "
-            "connection) and read them there."
+            "- **A count of every lead.** The dashboard's counts are cached "
+            "under the connections' `mirror_version` (`leads/selectors.py::"
+            "lead_counts()`), so only the first visit after a write pays "
+            "this; a query listed here is another grouping (the weekly "
+            "chart) or a cache miss."
         )
     if not any(text.startswith("- **") for text in lines[-3:]):
         lines.append(

@@ -69,12 +69,32 @@ def changed_copy(records, share=CHANGED_SHARE):
     return changed, count
 
 
+def _write_steps():
+    """Where a page's write time goes: the steps of ``upsert_leads`` (by
+    their private names; a renamed one is reported as None) and the
+    commit of its transaction."""
+    from leads import sync
+
+    return {
+        "hash": (sync, "_hashed"),
+        "existing rows": (sync, "_existing"),
+        "parse": (sync, "_parsed"),
+        "columns": (sync, "_lead_columns"),
+        "statement": (sync, "_store"),
+        "commit": (db, "commit"),
+    }
+
+
 def bulk_pass(connection, records, page_size=PAGE_SIZE):
     """Upsert ``records`` page by page; figures of the pass."""
     from leads.sync import upsert_leads
 
     created = updated = unchanged = history = 0
-    with support.counting_writes() as writes, support.Stopwatch() as clock:
+    with (
+        support.counting_writes() as writes,
+        support.time_spent_in(_write_steps()) as spent,
+        support.Stopwatch() as clock,
+    ):
         for page in support.pages_of(records, page_size):
             counts = upsert_leads(connection=connection, records=page)
             created += counts.created
@@ -92,7 +112,19 @@ def bulk_pass(connection, records, page_size=PAGE_SIZE):
         "write_statements": dict(writes.statements),
         "lead_write_statements": writes.total(LEAD_TABLE),
         "rows_written": dict(writes.rows),
+        "steps_us_per_lead": _per_lead(spent, clock.seconds, len(records)),
     }
+
+
+def _per_lead(spent, seconds, leads):
+    """Microseconds a lead in each step, and in the rest of ``upsert_leads``."""
+    figures = {
+        step: None if value is None else round(value / leads * 1e6, 1)
+        for step, value in spent.items()
+    }
+    known = sum(value for value in spent.values() if value)
+    figures["rest"] = round((seconds - known) / leads * 1e6, 1)
+    return figures
 
 
 def _naive_rows(connection, records):
@@ -151,7 +183,6 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
 
     say(f"writes: {len(records):,} leads into an empty mirror")
     passes = {"initial": bulk_pass(bulk, records, page_size)}
-    existing_lookup = probe_existing_lookup(bulk)
     say("writes: the same leads again, nothing changed")
     passes["unchanged"] = bulk_pass(bulk, records, page_size)
     say(f"writes: again with {changed_count:,} leads changed")
@@ -183,50 +214,11 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
             ),
         },
         "ratio": ratios,
-        "existing_lookup_probe": existing_lookup,
         "lead_indexes": lead_indexes(),
         "unchanged_writes_zero": not any(
             passes["unchanged"]["write_statements"].values()
         ),
     }
-
-
-def probe_existing_lookup(connection, *, size=PAGE_SIZE, repeats=5):
-    """Diagnostic: loading a page's existing rows (ids ``IN`` a page, a few
-    columns), timed three ways: through ``leads.sync._existing`` as
-    ``upsert_leads`` calls it (None if that helper is gone), and as a plain
-    query with the model's ordering (``Lead.Meta.ordering``) and without."""
-    import time
-
-    from leads import sync
-    from leads.models import Lead
-
-    rows = Lead.objects.filter(connection=connection).order_by("pk")
-    total = rows.count()
-    step = max(1, total // size)
-    ids = list(rows.values_list("cinc_id", flat=True)[::step][:size])
-    fields = ["cinc_id", "content_hash", "changed_at", "removed_at", "status"]
-    base = Lead.objects.filter(connection=connection, cinc_id__in=ids).only(*fields)
-    helper = getattr(sync, "_existing", None)
-    loads = {
-        "upsert_leads_ms": (
-            (lambda: helper(Lead, connection, ids, fields)) if helper else None
-        ),
-        "with_model_ordering_ms": lambda: list(base.all()),
-        "without_ordering_ms": lambda: list(base.order_by()),
-    }
-    timings = {}
-    for label, load in loads.items():
-        if load is None:
-            timings[label] = None
-            continue
-        load()
-        started = time.perf_counter()
-        for _ in range(repeats):
-            load()
-        timings[label] = round((time.perf_counter() - started) / repeats * 1000, 1)
-    timings["mirror_rows"] = total
-    return timings
 
 
 def _ratio(bulk, naive):
