@@ -7,10 +7,14 @@ by its name and status, never with its tokens.
 """
 
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import F
+
+from accounts.models import Connection
 from django.utils.html import format_html
 
 from .models import Agent, Lead, LeadChange, LeadWrite, SyncRun, SyncRunPage
+from .sync import mirror_changed
 from .templatetags.portal import duration, pretty_json
 
 
@@ -24,12 +28,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class MirrorAdmin(ReadOnlyAdmin):
+    """Deleting mirrored rows here moves their connections' mirror version,
+    as a sync's writes do, so nothing cached from the mirror outlives them."""
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            mirror_changed(obj.connection)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            connection_ids = set(queryset.values_list("connection_id", flat=True))
+            super().delete_queryset(request, queryset)
+            for connection in Connection.objects.filter(pk__in=connection_ids):
+                mirror_changed(connection)
+
+
 def _pretty(value):
     return format_html('<pre class="readonly">{}</pre>', pretty_json(value))
 
 
 @admin.register(Agent)
-class AgentAdmin(ReadOnlyAdmin):
+class AgentAdmin(MirrorAdmin):
     list_display = [
         "__str__",
         "email",
@@ -63,7 +84,7 @@ class LeadChangeInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(ReadOnlyAdmin):
+class LeadAdmin(MirrorAdmin):
     list_display = [
         "__str__",
         "email",

@@ -95,8 +95,8 @@ CHOICE_COLUMNS = ("status", "source")
 MAX_CHOICES = 200
 # The dashboard's counts are kept under the mirror's version (see
 # ``lead_counts``); this only bounds how long an entry nobody asks for stays,
-# and how long a change made outside the sync (a lead deleted in the admin)
-# can go unseen.
+# and how long a change made outside the portal's code (a row deleted in a
+# database shell) can go unseen. Deletes in the admin move the version.
 COUNTS_CACHE_SECONDS = 10 * 60
 
 

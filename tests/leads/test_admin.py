@@ -122,3 +122,28 @@ def test_only_staff_reach_the_admin(broker_client, rows):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_deleting_mirrored_rows_moves_the_mirror_version(admin_client, rows):
+    from accounts.models import Connection
+    from leads.models import Lead
+
+    site = rows["lead"].connection
+    before = Connection.objects.get(pk=site.pk).mirror_version
+
+    response = admin_client.post(
+        reverse("admin:leads_lead_delete", args=[rows["lead"].pk]), {"post": "yes"}
+    )
+    after_one = Connection.objects.get(pk=site.pk).mirror_version
+    response_many = admin_client.post(
+        reverse("admin:leads_agent_changelist"),
+        {
+            "action": "delete_selected",
+            "_selected_action": [rows["agent"].pk],
+            "post": "yes",
+        },
+    )
+
+    assert response.status_code == 302 and response_many.status_code == 302
+    assert not Lead.objects.filter(pk=rows["lead"].pk).exists()
+    assert before < after_one < Connection.objects.get(pk=site.pk).mirror_version
