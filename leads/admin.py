@@ -9,9 +9,9 @@ by its name and status, never with its tokens.
 from django.contrib import admin
 from django.db import transaction
 from django.db.models import F
+from django.utils.html import format_html
 
 from accounts.models import Connection
-from django.utils.html import format_html
 
 from .models import Agent, Lead, LeadChange, LeadWrite, SyncRun, SyncRunPage
 from .sync import mirror_changed
