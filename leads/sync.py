@@ -532,6 +532,7 @@ def _store(upsert, rows):
     try:
         with transaction.atomic(using=db.alias), db.cursor() as cursor:
             _send(upsert, db, cursor, list(rows.values()))
+        _keep_stats(upsert.model, db, len(rows))
         return {}
     except (DataError, IntegrityError):
         pass
@@ -570,6 +571,45 @@ def _send(upsert, db, cursor, rows):
             copy.write_row(row)
     cursor.execute(upsert.sql(db, f"SELECT {columns} FROM {scratch}"))  # noqa: S608
     cursor.execute(f"DELETE FROM {scratch}")  # noqa: S608
+
+
+# Rows written to a table by this process since its statistics were last
+# refreshed, and the table's size then (PostgreSQL only; see _keep_stats).
+_WRITTEN_SINCE_STATS = {}
+STATS_MIN_ROWS = 1000
+
+
+def _keep_stats(model, db, written):
+    """Refresh PostgreSQL's statistics of the mirror's connection and id
+    columns each time this process has written as many rows as the table
+    had at the last refresh (at least STATS_MIN_ROWS).
+
+    A first sync grows a table from nothing faster than autovacuum's
+    ANALYZE follows: with statistics that still say a connection has a few
+    rows, the planner read a page's stored rows through ``lead_facets`` and
+    filtered every lead of the connection (6.8 ms a page at 30,000 leads,
+    growing with the mirror) instead of 500 probes of the unique index
+    (1.4 ms). ``ANALYZE`` of two columns samples the table in tens of
+    milliseconds and takes no lock that blocks reads or writes.
+    """
+    if db.vendor != "postgresql" or not written:
+        return
+    table = model._meta.db_table
+    since, size = _WRITTEN_SINCE_STATS.get(table, (0, 0))
+    since += written
+    if since < max(STATS_MIN_ROWS, size):
+        _WRITTEN_SINCE_STATS[table] = (since, size)
+        return
+    quote = db.ops.quote_name
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"ANALYZE {quote(table)} ({quote('connection_id')}, {quote('cinc_id')})"
+        )
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table]
+        )
+        size = max(int(cursor.fetchone()[0]), 0)
+    _WRITTEN_SINCE_STATS[table] = (0, size)
 
 
 def _tally(counts, written, existing, refused):

@@ -128,3 +128,30 @@ def test_a_sync_that_marks_removals_moves_the_mirror_version(connection, sandbox
     assert outcome.run.removed == 1
     assert Lead.objects.get(cinc_id=gone).removed_at is not None
     assert version(connection) > before
+
+
+def test_postgresql_statistics_follow_a_growing_mirror(connection, monkeypatch):
+    from django.db import connection as db
+
+    if db.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    monkeypatch.setattr(sync, "_WRITTEN_SINCE_STATS", {})
+    monkeypatch.setattr(sync, "STATS_MIN_ROWS", 100)
+
+    def table_size():
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = 'leads_lead'"
+            )
+            return cursor.fetchone()[0]
+
+    sync.upsert_leads(connection=connection, records=[lead(n) for n in range(99)])
+    assert table_size() <= 0  # never analysed: PostgreSQL says -1 (or 0)
+
+    sync.upsert_leads(connection=connection, records=[lead(n) for n in range(99, 150)])
+    assert table_size() == 150
+    # The next refresh waits until as many rows again were written.
+    sync.upsert_leads(connection=connection, records=[lead(n) for n in range(150, 250)])
+    assert table_size() == 150
+    sync.upsert_leads(connection=connection, records=[lead(n) for n in range(250, 300)])
+    assert table_size() == 300
