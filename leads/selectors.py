@@ -241,9 +241,34 @@ def owned_lead(*, broker, connection, value):
 
 
 def lead_history(*, lead):
-    return list(
+    """The lead's last 200 changes, newest first, each with ``old_label``
+    and ``new_label``: the value, or for an assignment the agent's name
+    (the CINC id when the agent is not mirrored)."""
+    changes = list(
         LeadChange.objects.filter(lead=lead).order_by("-changed_at", "-pk")[:200]
     )
+    agent_ids = {
+        value
+        for change in changes
+        if change.field != LeadChange.Field.STATUS
+        for value in (change.old_value, change.new_value)
+        if value
+    }
+    names = {}
+    if agent_ids:
+        agents = Agent.objects.filter(
+            connection_id=lead.connection_id, cinc_id__in=agent_ids
+        ).only("cinc_id", "first_name", "last_name", "email")
+        names = {agent.cinc_id: str(agent) for agent in agents}
+    for change in changes:
+        label = names.get if change.field != LeadChange.Field.STATUS else None
+        change.old_label = (
+            label(change.old_value, change.old_value) if label else change.old_value
+        )
+        change.new_label = (
+            label(change.new_value, change.new_value) if label else change.new_value
+        )
+    return changes
 
 
 def lead_writes(*, lead):

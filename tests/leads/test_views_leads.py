@@ -614,6 +614,23 @@ def test_lead_page_shows_status_and_assignment_history(broker_client, site):
     assert "AGENT_2" in content
 
 
+def test_history_names_mirrored_agents_and_keeps_unknown_ids(broker_client, site):
+    lead = make_lead(site)
+    make_agent(site, cinc_id="AGENT_OLD", first_name="Olga", last_name="Old")
+    make_agent(site, cinc_id="AGENT_NEW", first_name="Ned", last_name="<New>")
+    make_change(
+        lead, field="listing_agent", old_value="AGENT_OLD", new_value="AGENT_NEW"
+    )
+    make_change(lead, field="partner", old_value="", new_value="AGENT_GONE")
+
+    response = broker_client.get(reverse("leads:detail", args=[lead.uuid]))
+
+    rows = response.content.decode().split('id="lead-history-table"')[1]
+    assert "<td>Olga Old</td><td>Ned &lt;New&gt;</td>" in rows
+    assert "<td>—</td><td>AGENT_GONE</td>" in rows
+    assert "AGENT_OLD" not in rows
+
+
 def test_lead_removed_upstream_is_marked(broker_client, site):
     lead = make_lead(site, removed_at=timezone.now())
 
