@@ -86,6 +86,7 @@ def _sync(figures):
 
 
 _STEP_ORDER = ("hash", "existing rows", "parse", "columns", "statement", "commit")
+_PYTHON_STEPS = ("hash", "parse", "columns", "rest")
 
 
 def _steps_text(steps):
@@ -101,6 +102,7 @@ def _steps_text(steps):
 
 def _writes(figures):
     lines = ["### Writes", ""]
+    shares = []
     for db in _ordered(figures):
         data = figures[db]
         if "skipped" in data:
@@ -128,6 +130,10 @@ def _writes(figures):
             f" A lead of the empty-mirror pass: {_steps_text(steps)}." if steps else ""
         )
         lines.append(f"- **{name}**: " + "; ".join(parts) + "." + where)
+        if steps and all(steps.get(step) is not None for step in _PYTHON_STEPS):
+            total = sum(value for value in steps.values() if value)
+            python = sum(steps[step] for step in _PYTHON_STEPS)
+            shares.append(f"{python / total:.0%} on {name}")
     lines += [
         "",
         "Why: what is left of a new lead's cost is mostly the database's own "
@@ -135,8 +141,10 @@ def _writes(figures):
         "record first and parses only new or changed ones, and writes a page "
         "with one prepared statement (`executemany` on SQLite; on PostgreSQL "
         "a `COPY` into a temporary table and one `INSERT ... SELECT ... ON "
-        "CONFLICT`), so Python's share is about a quarter of a new lead's "
-        "time. The `statement` and `commit` steps are the inserts into "
+        "CONFLICT`), so Python's share of a new lead's time (hash, parse, "
+        "columns and the rest) is "
+        + (" and ".join(shares) or "small")
+        + ". The `statement` and `commit` steps are the inserts into "
         "`leads_lead` and its indexes: "
         + _index_note(figures)
         + " Each index takes an insert at a random place for every new lead; "
