@@ -73,6 +73,18 @@ class Connection(models.Model):
     def __str__(self):
         return f"{self.cinc_agent_name or self.cinc_username} ({self.get_status_display()})"
 
+    def save(self, *args, **kwargs):
+        # mirror_version only moves by ``mirror_version + 1`` in the database
+        # (leads.sync.mirror_changed): saving a copy loaded before a sync
+        # wrote must not put its older version back.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "mirror_version"
+            ]
+        super().save(*args, **kwargs)
+
     @property
     def access_token(self):
         return crypto.decrypt(self.access_token_ciphertext)

@@ -261,7 +261,16 @@ def _datetime(value: Any) -> datetime | None:
         raise _Bad("registered_date is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-05:00 is past datetime's range
+        return None
+    # A date at the very ends of datetime's range (year 1, year 9999) cannot
+    # be shown in every time zone: it is kept in the raw record only, and
+    # the lead is mirrored without a registration date.
+    if not 2 <= moment.year <= 9998:
+        return None
+    return moment
 
 
 def _obj(parent: dict | None, key: str) -> dict | None:

@@ -143,23 +143,35 @@ class _Hashed:
     digest: str
     text: str
     clean: bool
+    sent: dict
+
+
+def _dumps(raw):
+    return json.dumps(
+        raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
 def _hashed(raw):
-    text = json.dumps(
-        raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    text = _dumps(raw)
     # The hash covers COLUMNS_VERSION too, as the canonical JSON of the pair
     # [COLUMNS_VERSION, raw] (the same bytes json.dumps of that list gives).
     canonical = f"[{COLUMNS_VERSION},{text}]"
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-    if "\\u0000" not in text and _encodable(text):
-        return _Hashed(raw, digest, text, clean=True)
-    raw = _storable(raw)
-    text = json.dumps(
-        raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-    return _Hashed(raw, digest, text, clean=False)
+    stored, clean = raw, True
+    if "\\u0000" in text or not _encodable(text):
+        stored, clean = _storable(raw), False
+    if "NaN" in text or "Infinity" in text:
+        # Python's JSON reader accepts NaN and Infinity (and reads 1e400 as
+        # Infinity), but they are not JSON: PostgreSQL refuses them. The
+        # stored copy spells them as strings.
+        try:
+            json.dumps(stored, allow_nan=False, default=str)
+        except ValueError:
+            stored = _finite(stored)
+    if stored is raw:
+        return _Hashed(raw, digest, text, clean=True, sent=raw)
+    return _Hashed(stored, digest, _dumps(stored), clean=clean, sent=raw)
 
 
 def _encodable(text):
@@ -175,6 +187,16 @@ def _clean_text(text):
     if not _encodable(text):
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _storable(value):
@@ -530,7 +552,13 @@ def _store(upsert, rows):
         return {}
     db = connections[upsert.model.objects.db]
     try:
-        with transaction.atomic(using=db.alias), db.cursor() as cursor:
+        # The COPY goes through the driver's own cursor: wrap its errors as
+        # Django's, so a refused row lands in the except below.
+        with (
+            transaction.atomic(using=db.alias),
+            db.cursor() as cursor,
+            db.wrap_database_errors,
+        ):
             _send(upsert, db, cursor, list(rows.values()))
         _keep_stats(upsert.model, db, len(rows))
         return {}
@@ -672,7 +700,7 @@ def upsert_agents(*, connection, records, sync_run=None):
             if _unchanged(old, item):
                 counts.unchanged += 1
                 continue
-            record = _parsed(cinc_id, item.raw, parse_agent, parsed, counts)
+            record = _parsed(cinc_id, item.sent, parse_agent, parsed, counts)
             if record is None:
                 continue
             values = _agent_columns(record, clean=item.clean)
@@ -718,7 +746,7 @@ def upsert_leads(*, connection, records, sync_run=None):
         for cinc_id, item in hashed.items():
             if cinc_id in same:
                 continue
-            record = _parsed(cinc_id, item.raw, parse_lead, parsed, counts)
+            record = _parsed(cinc_id, item.sent, parse_lead, parsed, counts)
             if record is not None:
                 columns[cinc_id] = _lead_columns(record, clean=item.clean)
         wanted = [existing[c] for c in same] + list(columns.values())
@@ -734,7 +762,7 @@ def upsert_leads(*, connection, records, sync_run=None):
                     continue
                 # Same record, but an agent it names was mirrored (or
                 # removed) since: rewrite its links.
-                record = _parsed(cinc_id, item.raw, parse_lead, parsed, counts)
+                record = _parsed(cinc_id, item.sent, parse_lead, parsed, counts)
                 if record is not None:
                     columns[cinc_id] = _lead_columns(record, clean=item.clean)
             if cinc_id not in columns:
@@ -1107,6 +1135,7 @@ PROGRESS_FIELDS = (
     "error",
 )
 EVENT_FIELDS = ("requests", "rate_limited", "retries", "heartbeat_at")
+EVENT_COUNTERS = frozenset(EVENT_FIELDS) - {"heartbeat_at"}
 
 
 class _Prefetch:
@@ -1218,7 +1247,10 @@ class _Sync:
 
     def _restore(self, snapshot, notes):
         for name, value in snapshot.items():
-            setattr(self.run, name, value)
+            # Requests, 429s and retries happened (some in the prefetch
+            # thread, while the page was written): never rolled back.
+            if name not in EVENT_COUNTERS:
+                setattr(self.run, name, value)
         self.notes = notes
 
     # The run.

@@ -504,3 +504,20 @@ def test_lead_payload_refuses_bad_fields(fields, message):
 def test_lead_payload_refuses_an_unknown_zip_key():
     with pytest.raises(ValueError):
         lead_payload({"email": "a@b.test"}, zip_key="zip")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0001-01-01T00:00:00", "0001-01-01T03:00:00+05:00", "9999-12-31T23:59:59-05:00"],
+)
+def test_dates_at_the_ends_of_the_range_leave_the_registration_date_unknown(value):
+    record = parse_lead({"id": "L1", "registered_date": value})
+
+    assert record.registered_at is None
+    assert record.raw["registered_date"] == value
+
+
+def test_dates_inside_the_range_are_read_in_utc():
+    record = parse_lead({"id": "L1", "registered_date": "1900-01-01T05:00:00+05:00"})
+
+    assert record.registered_at.isoformat() == "1900-01-01T00:00:00+00:00"
