@@ -329,6 +329,9 @@ CINC_SYNC_STALE_AFTER = env.int("CINC_SYNC_STALE_AFTER", default=600)
 # A sync fetches the next page in a second thread while it writes the
 # current one; False fetches and writes in turn.
 CINC_SYNC_PREFETCH = env.bool("CINC_SYNC_PREFETCH", default=True)
+# Finished sync runs older than this many days are deleted by the beat (the
+# newest full sync of each connection is kept).
+CINC_SYNC_RUNS_KEPT_DAYS = env.int("CINC_SYNC_RUNS_KEPT_DAYS", default=30)
 OAUTH_STATE_TTL = env.int("OAUTH_STATE_TTL", default=600)
 
 # Celery beat (after the CINC settings, whose interval it uses): queue a sync

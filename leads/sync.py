@@ -79,6 +79,10 @@ SEAM_RECORDS = 5
 MAX_ERROR_NOTES = 5
 # How often the run's request counters and heartbeat are saved between pages.
 HEARTBEAT_SECONDS = 5.0
+# Finished runs are deleted after this many days (the newest full sync of
+# each connection is always kept); the setting CINC_SYNC_RUNS_KEPT_DAYS
+# overrides it.
+RUNS_KEPT_DAYS = 30
 # A run without a sign of life for this long is closed as failed; the
 # setting CINC_SYNC_STALE_AFTER (seconds) overrides it.
 STALE_AFTER_SECONDS = 600
@@ -940,13 +944,13 @@ def sync_close_stale(*, connection=None):
         Q(waiting_until__isnull=True) | Q(waiting_until__lt=cutoff),
         last_sign__lt=cutoff,
     )
-    minutes = round(_stale_after().total_seconds() / 60)
+    silence = _duration(_stale_after().total_seconds())
     running = runs.filter(status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.FAILED,
         finished_at=now,
         waiting_until=None,
         error=f"The sync stopped without finishing: no sign of life for "
-        f"{minutes} minutes (the worker was probably stopped or restarted). "
+        f"{silence} (the worker was probably stopped or restarted). "
         "The mirror keeps every page synced before that; nothing was marked "
         "removed. The next sync starts over.",
     )
@@ -954,8 +958,8 @@ def sync_close_stale(*, connection=None):
         status=SyncRun.Status.FAILED,
         finished_at=now,
         waiting_until=None,
-        error=f"The sync was queued but no worker started it within {minutes} "
-        "minutes. Is a Celery worker running?",
+        error=f"The sync was queued but no worker started it within {silence}. "
+        "Is a Celery worker running?",
     )
     if running or queued:
         logger.warning(
@@ -965,6 +969,51 @@ def sync_close_stale(*, connection=None):
             extra={"connection_id": connection.pk if connection else None},
         )
     return running + queued
+
+
+def sync_runs_prune(*, now=None):
+    """Delete finished runs (and their page rows) older than
+    ``CINC_SYNC_RUNS_KEPT_DAYS``, keeping each connection's newest finished
+    full sync, which the dashboard shows. Lead history keeps its changes
+    (their run link becomes empty). Returns the number of runs deleted.
+
+    A connection synced every 15 minutes makes about 35,000 runs a year;
+    without this they would all stay.
+    """
+    days = getattr(settings, "CINC_SYNC_RUNS_KEPT_DAYS", RUNS_KEPT_DAYS)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    finished = SyncRun.objects.exclude(status__in=ACTIVE_STATUSES)
+    keep = set()
+    for connection_id in Connection.objects.values_list("pk", flat=True):
+        latest = (
+            finished.filter(connection_id=connection_id, kind=SyncRun.Kind.FULL)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if latest is not None:
+            keep.add(latest)
+    old = finished.filter(created_at__lt=cutoff).exclude(pk__in=keep)
+    deleted = 0
+    while True:
+        chunk = list(old.order_by("pk").values_list("pk", flat=True)[:ID_CHUNK])
+        if not chunk:
+            break
+        deleted += (
+            SyncRun.objects.filter(pk__in=chunk).delete()[1].get(SyncRun._meta.label, 0)
+        )
+    if deleted:
+        logger.info("Deleted %s sync runs older than %s days", deleted, days)
+    return deleted
+
+
+def _duration(seconds):
+    """'10 minutes', '1 minute', '45 seconds'."""
+    if seconds >= 60:
+        minutes = round(seconds / 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    seconds = max(1, round(seconds))
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def _inactive_message(status):

@@ -32,10 +32,14 @@ def sync_connection_task(connection_id, sync_run_id=None):
 
 @shared_task(ignore_result=True)
 def sync_all_connections_task():
-    """The beat: close stale runs, then queue a sync of every active
-    connection (those that need reconnecting or were disconnected are
-    skipped; one with a sync under way keeps it)."""
+    """The beat: close stale runs and delete old finished ones, then queue
+    a sync of every active connection (those that need reconnecting or were
+    disconnected are skipped; one with a sync under way keeps it)."""
     sync.sync_close_stale()
+    try:
+        sync.sync_runs_prune()
+    except Exception:  # housekeeping must not stop the syncs
+        logger.exception("Could not delete old sync runs")
     queued = 0
     active = Connection.objects.filter(status=Connection.Status.ACTIVE)
     for connection in active.order_by("pk").iterator():

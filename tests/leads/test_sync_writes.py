@@ -198,3 +198,49 @@ def test_a_failed_page_keeps_the_requests_already_made(connection):
     walk._restore(snapshot, notes)
 
     assert (run.requests, run.retries, run.pages) == (5, 2, 2)
+
+
+def test_old_finished_runs_are_deleted_but_the_newest_full_sync_stays(
+    connection, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from leads.models import SyncRun, SyncRunPage
+
+    settings.CINC_SYNC_RUNS_KEPT_DAYS = 30
+    long_ago = timezone.now() - timedelta(days=31)
+
+    def run(kind, status, when):
+        made = SyncRun.objects.create(connection=connection, kind=kind, status=status)
+        SyncRun.objects.filter(pk=made.pk).update(created_at=when)
+        return made
+
+    oldest = run("full", "succeeded", long_ago - timedelta(days=5))
+    last_full = run("full", "failed", long_ago)
+    old_refresh = run("lead", "succeeded", long_ago)
+    stuck = run("full", "queued", long_ago - timedelta(days=9))
+    recent = run("lead", "succeeded", timezone.now())
+    SyncRunPage.objects.create(run=oldest, phase="leads", offset=0, cinc_ids=["A"])
+    sync.upsert_leads(connection=connection, records=[lead(1)], sync_run=oldest)
+    sync.upsert_leads(
+        connection=connection, records=[lead(1, status="closed")], sync_run=oldest
+    )
+
+    deleted = sync.sync_runs_prune()
+
+    assert deleted == 2
+    left = set(SyncRun.objects.values_list("pk", flat=True))
+    assert left == {last_full.pk, stuck.pk, recent.pk}
+    assert old_refresh.pk not in left
+    assert not SyncRunPage.objects.exists()
+    assert LeadChange.objects.get().sync_run is None  # the history stays
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(600, "10 minutes"), (60, "1 minute"), (45, "45 seconds"), (1, "1 second")],
+)
+def test_stale_runs_say_how_long_they_were_silent_in_words(seconds, text):
+    assert sync._duration(seconds) == text
