@@ -227,37 +227,6 @@ def time_page(client, url, repeats=REPEATS, warmup=WARMUP, budget=BUDGET_S):
     return support.summarize_ms(seconds)
 
 
-def probe_list_query(username, *, repeats=5):
-    """Diagnostic: the first page of the default list as the selectors
-    build it (the broker's leads through a join on the connection's
-    broker) and the same rows asked for by the broker's connection ids."""
-    import time
-
-    from django.contrib.auth import get_user_model
-
-    from leads import selectors
-    from leads.filters import DEFAULT_LEAD_SORT, LEAD_SORTS, order_by
-    from leads.models import Lead
-
-    broker = get_user_model().objects.get(username=username)
-    ids = list(broker.cinc_connections.values_list("pk", flat=True))
-    ordering = order_by(LEAD_SORTS, DEFAULT_LEAD_SORT)
-    queries = {
-        "via_broker_join_ms": selectors.lead_base(broker=broker),
-        "via_connection_ids_ms": Lead.objects.filter(connection_id__in=ids),
-    }
-    timings = {}
-    for label, leads in queries.items():
-        page = selectors.lead_rows(leads.filter(removed_at__isnull=True))
-        page = page.order_by(*ordering)[:50]
-        list(page.all())
-        started = time.perf_counter()
-        for _ in range(repeats):
-            list(page.all())
-        timings[label] = round((time.perf_counter() - started) / repeats * 1000, 1)
-    return timings
-
-
 def run(
     *,
     broker,
@@ -298,7 +267,6 @@ def run(
         "leads": leads,
         "repeats": repeats,
         "pages": results,
-        "list_query_probe": probe_list_query(broker),
         "worst_p95_ms": max(page["p95_ms"] for page in results),
         "median_of_medians_ms": round(
             statistics.median(page["median_ms"] for page in results), 2

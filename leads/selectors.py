@@ -27,36 +27,6 @@ from accounts.models import Connection
 
 from .models import Agent, Lead, LeadChange, LeadWrite, SyncRun
 
-# Columns a lead row of a list, the dashboard or the CSV needs; with
-# select_related these keep one query per page, whatever its length.
-LEAD_ROW_FIELDS = (
-    "uuid",
-    "cinc_id",
-    "connection_id",
-    "registered_at",
-    "first_name",
-    "last_name",
-    "email",
-    "cell_phone",
-    "home_phone",
-    "work_phone",
-    "office_phone",
-    "city",
-    "state",
-    "status",
-    "source",
-    "is_buyer",
-    "is_seller",
-    "removed_at",
-    "primary_agent__uuid",
-    "primary_agent__first_name",
-    "primary_agent__last_name",
-    "primary_agent__email",
-    "primary_agent__cinc_id",
-    "connection__uuid",
-    "connection__cinc_username",
-    "connection__cinc_agent_name",
-)
 # What a row of a lead table shows, read as plain values (``values()``):
 # no model instance is made for the lead, its agent or its connection.
 LEAD_TABLE_FIELDS = (
@@ -180,11 +150,6 @@ def _leads_of(ids):
     if len(ids) == 1:
         return Lead.objects.filter(connection_id=ids[0])
     return Lead.objects.filter(connection_id__in=ids)
-
-
-def lead_rows(queryset):
-    """``queryset`` trimmed to what a list row shows, joins included."""
-    return queryset.select_related("primary_agent", "connection").only(*LEAD_ROW_FIELDS)
 
 
 def lead_table_values(queryset):
