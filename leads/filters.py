@@ -183,11 +183,50 @@ class YesNoFilter(django_filters.ChoiceFilter):
 
 
 class BrokerFilterSet(django_filters.FilterSet):
-    """A FilterSet whose menus list only the broker's own rows."""
+    """A FilterSet whose menus list only the broker's own rows.
+
+    Subclasses declare ``connection``, ``removed`` and ``sort`` filters (their
+    labels differ) and set ``sorts`` / ``default_sort``; rows removed in CINC
+    are hidden unless ``removed`` is ticked.
+    """
+
+    sorts = {}
+    default_sort = ""
 
     def __init__(self, data=None, *args, broker, **kwargs):
         self.broker = broker
         super().__init__(data, *args, **kwargs)
+        fields = self.form.fields
+        fields["connection"].queryset = Connection.objects.filter(broker=broker)
+        fields["connection"].label_from_instance = connection_label
+        fields["sort"].required = False
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        cleaned = self.form.cleaned_data
+        if not cleaned.get("removed"):
+            queryset = queryset.filter(removed_at__isnull=True)
+        if not cleaned.get("sort"):
+            queryset = queryset.order_by(*order_by(self.sorts, self.default_sort))
+        return queryset
+
+    @property
+    def current_sort(self):
+        if (
+            self.is_bound
+            and self.form.is_valid()
+            and self.form.cleaned_data.get("sort")
+        ):
+            return self.form.cleaned_data["sort"]
+        return self.default_sort
+
+    def filter_removed(self, queryset, name, value):
+        return queryset  # applied in filter_queryset: hidden unless asked
+
+    def filter_sort(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.order_by(*order_by(self.sorts, value))
 
     def problems(self):
         """One message per ignored value: "Label: reason"."""
@@ -271,6 +310,9 @@ class LeadFilter(BrokerFilterSet):
         widget=PlainSelect,
     )
 
+    sorts = LEAD_SORTS
+    default_sort = DEFAULT_LEAD_SORT
+
     class Meta:
         model = Lead
         fields = []
@@ -287,28 +329,6 @@ class LeadFilter(BrokerFilterSet):
         fields["source"].choices = [(s, s) for s in sources]
         fields["agent"].queryset = selectors.agent_choices(broker=broker)
         fields["agent"].label_from_instance = agent_label
-        fields["connection"].queryset = Connection.objects.filter(broker=broker)
-        fields["connection"].label_from_instance = connection_label
-        fields["sort"].required = False
-
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        cleaned = self.form.cleaned_data
-        if not cleaned.get("removed"):
-            queryset = queryset.filter(removed_at__isnull=True)
-        if not cleaned.get("sort"):
-            queryset = queryset.order_by(*order_by(LEAD_SORTS, DEFAULT_LEAD_SORT))
-        return queryset
-
-    @property
-    def current_sort(self):
-        if (
-            self.is_bound
-            and self.form.is_valid()
-            and self.form.cleaned_data.get("sort")
-        ):
-            return self.form.cleaned_data["sort"]
-        return DEFAULT_LEAD_SORT
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(selectors.search_q(value))
@@ -341,14 +361,6 @@ class LeadFilter(BrokerFilterSet):
             return queryset
         return queryset.filter(registered_at__lt=_day_start(day + dt.timedelta(days=1)))
 
-    def filter_removed(self, queryset, name, value):
-        return queryset  # applied in filter_queryset: hidden unless asked
-
-    def filter_sort(self, queryset, name, value):
-        if not value:
-            return queryset
-        return queryset.order_by(*order_by(LEAD_SORTS, value))
-
 
 class AgentFilter(BrokerFilterSet):
     q = django_filters.CharFilter(
@@ -380,6 +392,9 @@ class AgentFilter(BrokerFilterSet):
         widget=PlainSelect,
     )
 
+    sorts = AGENT_SORTS
+    default_sort = DEFAULT_AGENT_SORT
+
     class Meta:
         model = Agent
         fields = []
@@ -398,28 +413,6 @@ class AgentFilter(BrokerFilterSet):
             if status not in statuses:
                 statuses.append(status)
         fields["status"].choices = [(s, s) for s in statuses]
-        fields["connection"].queryset = Connection.objects.filter(broker=broker)
-        fields["connection"].label_from_instance = connection_label
-        fields["sort"].required = False
-
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        cleaned = self.form.cleaned_data
-        if not cleaned.get("removed"):
-            queryset = queryset.filter(removed_at__isnull=True)
-        if not cleaned.get("sort"):
-            queryset = queryset.order_by(*order_by(AGENT_SORTS, DEFAULT_AGENT_SORT))
-        return queryset
-
-    @property
-    def current_sort(self):
-        if (
-            self.is_bound
-            and self.form.is_valid()
-            and self.form.cleaned_data.get("sort")
-        ):
-            return self.form.cleaned_data["sort"]
-        return DEFAULT_AGENT_SORT
 
     def filter_search(self, queryset, name, value):
         query = Q()
@@ -430,14 +423,6 @@ class AgentFilter(BrokerFilterSet):
                 | Q(email__icontains=word)
             )
         return queryset.filter(query)
-
-    def filter_removed(self, queryset, name, value):
-        return queryset
-
-    def filter_sort(self, queryset, name, value):
-        if not value:
-            return queryset
-        return queryset.order_by(*order_by(AGENT_SORTS, value))
 
 
 def agent_label(agent):
