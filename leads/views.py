@@ -435,15 +435,26 @@ def neutralise(value):
     return text
 
 
+def _reads(*fields):
+    """Mark a CSV cell function with the ``values()`` fields it reads."""
+
+    def mark(value):
+        value.fields = fields
+        return value
+
+    return mark
+
+
 def _column(name):
-    return lambda row: row[name]
+    return _reads(name)(lambda row: row[name])
 
 
 def _yes_no(name):
-    return lambda row: "yes" if row[name] else "no"
+    return _reads(name)(lambda row: "yes" if row[name] else "no")
 
 
 def _local(name):
+    @_reads(name)
     def value(row):
         moment = row[name]
         return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
@@ -452,6 +463,9 @@ def _local(name):
 
 
 def _agent(role):
+    @_reads(
+        *(f"{role}__{name}" for name in ("first_name", "last_name", "email", "cinc_id"))
+    )
     def value(row):
         first, last = row[f"{role}__first_name"], row[f"{role}__last_name"]
         name = " ".join(part for part in (first, last) if part)
@@ -491,36 +505,8 @@ CSV_COLUMNS = (
     ("CINC site", _column("connection__cinc_username")),
     ("Removed in CINC", _local("removed_at")),
 )
-CSV_FIELDS = [
-    "cinc_id",
-    "registered_at",
-    "first_name",
-    "last_name",
-    "email",
-    "cell_phone",
-    "home_phone",
-    "work_phone",
-    "office_phone",
-    "street",
-    "city",
-    "state",
-    "zip_code",
-    "status",
-    "source",
-    "is_buyer",
-    "buyer_median_price",
-    "buyer_average_price",
-    "buyer_favorite_city",
-    "buyer_timeline",
-    "is_seller",
-    "seller_timeline",
-    "connection__cinc_username",
-    "removed_at",
-] + [
-    f"{role}__{name}"
-    for role in ("primary_agent", "listing_agent", "partner")
-    for name in ("first_name", "last_name", "email", "cinc_id")
-]
+# What the export reads: the fields the columns above read.
+CSV_FIELDS = [name for _, value in CSV_COLUMNS for name in value.fields]
 
 
 def _csv_rows(queryset):
