@@ -425,15 +425,8 @@ def _parsed(record_id, raw, parse, parsed, counts):
         return None
 
 
-class _Existing:
-    """One stored row's columns, read as a tuple (no model instance)."""
-
-    def __init__(self, names, values):
-        self.__dict__.update(zip(names, values, strict=True))
-
-
 def _existing(model, connection, ids, fields):
-    """{cinc_id: _Existing} of the stored rows among ``ids``.
+    """{cinc_id: {column: value}} of the stored rows among ``ids``.
 
     One plain query per chunk of ids, through the unique (connection,
     cinc_id) index: Django's ``filter(cinc_id__in=...)`` resolved each of
@@ -463,8 +456,7 @@ def _existing(model, connection, ids, fields):
                 holders = ", ".join(["%s"] * len(chunk))
                 cursor.execute(f"{query} IN ({holders})", [connection.pk, *chunk])
             for values in cursor.fetchall():
-                row = _Existing(names, values)
-                rows[row.cinc_id] = row
+                rows[values[0]] = dict(zip(names, values, strict=True))
     return rows
 
 
@@ -666,17 +658,19 @@ def mirror_changed(connection):
 
 def _unchanged(old, hashed):
     return (
-        old is not None and old.content_hash == hashed.digest and old.removed_at is None
+        old is not None
+        and old["content_hash"] == hashed.digest
+        and old["removed_at"] is None
     )
 
 
 def _state(hashed, old, now):
     """The STATE_FIELDS values of a written row."""
-    changed = old is None or old.content_hash != hashed.digest
+    changed = old is None or old["content_hash"] != hashed.digest
     return {
         "raw": hashed.text,
         "content_hash": hashed.digest,
-        "changed_at": now if changed else old.changed_at,
+        "changed_at": now if changed else old["changed_at"],
         "removed_at": None,
     }
 
@@ -760,8 +754,8 @@ def upsert_leads(*, connection, records, sync_run=None):
         for cinc_id, item in hashed.items():
             old = existing.get(cinc_id)
             if cinc_id in same:
-                links = _links(old.__dict__, agents)
-                if all(getattr(old, name) == pk for name, pk in links.items()):
+                links = _links(old, agents)
+                if all(old[name] == pk for name, pk in links.items()):
                     counts.unchanged += 1
                     continue
                 # Same record, but an agent it names was mirrored (or
@@ -775,7 +769,7 @@ def upsert_leads(*, connection, records, sync_run=None):
             values.update(_links(values, agents))
             values.update(_state(item, old, now))
             rows[cinc_id] = _LEAD_UPSERT.row(db, connection.pk, cinc_id, now, values)
-            if old is not None and old.content_hash != item.digest:
+            if old is not None and old["content_hash"] != item.digest:
                 history += _lead_history(old, values, now, sync_run)
 
         refused = _store(_LEAD_UPSERT, rows)
@@ -797,11 +791,8 @@ def _links(values, agents):
 
 def _agent_pks(connection, leads):
     """{agent cinc_id: pk} of the mirrored agents the leads name; ``leads``
-    are column dicts or stored rows."""
-    wanted = set()
-    for lead in leads:
-        values = lead if isinstance(lead, dict) else lead.__dict__
-        wanted.update(values[name] for _, name in AGENT_ROLES if values[name])
+    are column dicts or stored rows (both dicts)."""
+    wanted = {lead[name] for lead in leads for _, name in AGENT_ROLES if lead[name]}
     found = {}
     for chunk in _chunks(sorted(wanted)):
         query = Agent.objects.filter(connection=connection, cinc_id__in=chunk)
@@ -812,18 +803,18 @@ def _agent_pks(connection, leads):
 def _lead_history(old, values, now, sync_run):
     return [
         (
-            old.cinc_id,
+            old["cinc_id"],
             LeadChange(
-                lead_id=old.pk,
+                lead_id=old["pk"],
                 field=change_field,
-                old_value=getattr(old, name),
+                old_value=old[name],
                 new_value=values[name],
                 changed_at=now,
                 sync_run=sync_run,
             ),
         )
         for change_field, name in HISTORY
-        if getattr(old, name) != values[name]
+        if old[name] != values[name]
     ]
 
 
