@@ -132,11 +132,28 @@ class WriteCounter:
 
 @contextmanager
 def counting_writes(using="default"):
+    """Count the writes the block sends: statements through Django's
+    cursor, and the COPYs the sync sends through the driver's own cursor on
+    PostgreSQL (``leads.sync._copy``), which no execute wrapper sees."""
     from django.db import connections
 
+    from leads import sync
+
     counter = WriteCounter()
-    with connections[using].execute_wrapper(counter):
-        yield counter
+    original = sync._copy
+
+    def counted_copy(cursor, table, columns, rows):
+        original(cursor, table, columns, rows)
+        key = f"COPY {table.strip(chr(34))}"
+        counter.statements[key] += 1
+        counter.rows[key] += len(rows)
+
+    sync._copy = counted_copy
+    try:
+        with connections[using].execute_wrapper(counter):
+            yield counter
+    finally:
+        sync._copy = original
 
 
 # Brokers and connections -----------------------------------------------------

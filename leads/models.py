@@ -67,8 +67,10 @@ class MirroredRecord(models.Model):
 
 
 class Agent(MirroredRecord):
+    # No index of its own: the unique (connection, cinc_id) constraint and
+    # every index below start with the connection.
     connection = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="agents"
+        Connection, on_delete=models.CASCADE, related_name="agents", db_index=False
     )
 
     class Meta:
@@ -88,8 +90,11 @@ class Agent(MirroredRecord):
 
 
 class Lead(MirroredRecord):
+    # No index of its own: the unique (connection, cinc_id) constraint and
+    # every list index start with the connection, and each index is one
+    # more insert for every new lead.
     connection = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="leads"
+        Connection, on_delete=models.CASCADE, related_name="leads", db_index=False
     )
     source = models.CharField(max_length=120, blank=True)
     is_buyer = models.BooleanField(default=False)

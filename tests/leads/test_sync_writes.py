@@ -4,6 +4,8 @@ how a refused row is isolated, and the connection's mirror version."""
 import uuid
 
 import pytest
+from django import db
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Connection
 from leads import sync
@@ -96,6 +98,76 @@ def test_a_row_the_database_refuses_does_not_lose_the_others(connection, monkeyp
     assert "the database refused it (IntegrityError)" in str(counts.errors[0])
     stored = set(Lead.objects.values_list("cinc_id", flat=True))
     assert stored == {"LEAD_OLD", "LEAD_W1", "LEAD_W3"}
+
+
+def test_a_page_inserts_new_leads_plainly_and_upserts_stored_ones(
+    connection, monkeypatch
+):
+    sync.upsert_leads(connection=connection, records=[lead(1), lead(2)])
+    copied = []
+    real_copy = sync._copy
+
+    def spy(cursor, table, columns, rows):
+        copied.append((table, len(rows)))
+        real_copy(cursor, table, columns, rows)
+
+    monkeypatch.setattr(sync, "_copy", spy)
+
+    with CaptureQueriesContext(db.connection) as queries:
+        counts = sync.upsert_leads(
+            connection=connection,
+            records=[lead(1, status="inprogress"), lead(2), lead(3), lead(4)],
+        )
+
+    assert (counts.created, counts.updated, counts.unchanged) == (2, 1, 1)
+    # executemany is logged as "<n> times: <statement>".
+    inserts = [q["sql"] for q in queries if 'INSERT INTO "leads_lead" ' in q["sql"]]
+    assert sum("ON CONFLICT" in sql for sql in inserts) == 1
+    if db.connection.vendor == "postgresql":
+        # New rows are COPied into the table itself, the changed one
+        # through the temporary table.
+        assert copied == [('"leads_lead"', 2), ('"leads_lead_page"', 1)]
+        assert len(inserts) == 1
+    else:
+        assert sum("ON CONFLICT" not in sql for sql in inserts) == 1
+    stored = dict(Lead.objects.values_list("cinc_id", "status"))
+    assert stored == {
+        "LEAD_W1": "inprogress",
+        "LEAD_W2": "unworked",
+        "LEAD_W3": "unworked",
+        "LEAD_W4": "unworked",
+    }
+
+
+def test_a_lead_stored_meanwhile_by_another_writer_is_updated_not_doubled(
+    connection, monkeypatch
+):
+    # Another process stores LEAD_W2 after this page read the stored rows:
+    # the page's plain INSERT fails on it, and the rows are written again
+    # one by one with the upsert.
+    sync.upsert_leads(connection=connection, records=[lead(2)])
+    real_existing = sync._existing
+
+    def read_before_the_other_writer(model, connection_, ids, fields):
+        rows = real_existing(model, connection_, ids, fields)
+        rows.pop("LEAD_W2", None)
+        return rows
+
+    monkeypatch.setattr(sync, "_existing", read_before_the_other_writer)
+
+    counts = sync.upsert_leads(
+        connection=connection,
+        records=[lead(1), lead(2, status="inprogress"), lead(3)],
+    )
+
+    assert counts.record_errors == 0
+    assert counts.created + counts.updated == 3
+    stored = dict(Lead.objects.values_list("cinc_id", "status"))
+    assert stored == {
+        "LEAD_W1": "unworked",
+        "LEAD_W2": "inprogress",
+        "LEAD_W3": "unworked",
+    }
 
 
 def test_mirror_version_moves_with_every_write_and_only_then(connection):
