@@ -420,9 +420,17 @@ def _writes_section(figures):
                     "1×",
                 )
             )
+        group = data.get("pages_per_commit")
+        committed = (
+            f", {group} pages a transaction (as the sync commits pages fetched "
+            "before it could write them; one page a transaction when the "
+            "network is slower than the writes)"
+            if group
+            else ""
+        )
         lines.append(
             f"{data['database']}, {_num(data['leads'])} leads in pages of "
-            f"{data['page_size']} through `leads.sync.upsert_leads`."
+            f"{data['page_size']} through `leads.sync.upsert_leads`{committed}."
         )
         lines.append("")
         lines.append(

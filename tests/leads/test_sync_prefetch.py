@@ -9,15 +9,19 @@ under test; the last test checks that it did prefetch.
 """
 
 import threading
+import time
 
 import pytest
+from django import db
+from django.db import transaction
 
 from cinc.client import CincClient
 from leads import sync
-from leads.models import SyncRun, SyncRunPage
+from leads.models import Lead, SyncRun, SyncRunPage
 
 from .test_sync import *  # noqa: F403 - the same tests, collected again here
 from .test_sync_faults import *  # noqa: F403
+from .test_sync_faults import mirror, run_sync, upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,3 +71,94 @@ def test_pages_are_fetched_ahead_in_a_second_thread_and_written_in_order(
     assert all(name.startswith("cinc-prefetch") for o, name in fetched.items() if o)
     offsets = SyncRunPage.objects.filter(run=run, phase="leads").order_by("pk")
     assert list(offsets.values_list("offset", flat=True)) == [0, 500, 1000]
+
+
+@pytest.fixture
+def slow_lead_writes(monkeypatch):
+    """Lead pages written more slowly than the sandbox answers, so the next
+    page is always fetched by the time one is written; records, for each
+    written page, how many pages had been written when its transaction
+    committed. ``fail_on`` makes that page's write raise."""
+    real_upsert = sync.upsert_leads
+    state = {"written": 0, "commits": [], "fail_on": None}
+
+    def slow_upsert(**kwargs):
+        time.sleep(0.2)
+        if state["written"] + 1 == state["fail_on"]:
+            raise RuntimeError("worker killed")
+        counts = real_upsert(**kwargs)
+        state["written"] += 1
+        page = state["written"]
+        transaction.on_commit(lambda: state["commits"].append((page, state["written"])))
+        return counts
+
+    monkeypatch.setattr(sync, "PAGE_SIZE", 20)
+    monkeypatch.setattr(sync, "upsert_leads", slow_upsert)
+    return state
+
+
+def test_pages_already_fetched_are_committed_together(
+    connection, sandbox, slow_lead_writes, monkeypatch
+):
+    monkeypatch.setattr(sync, "GROUP_PAGES", 3)
+
+    run = run_sync(connection)
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    # 60 leads: three full pages in one commit, then the empty last page.
+    assert slow_lead_writes["commits"] == [(1, 3), (2, 3), (3, 3), (4, 4)]
+    assert mirror(connection) == upstream(sandbox)
+
+
+def test_a_page_failing_inside_a_group_keeps_the_pages_before_it(
+    connection, sandbox, slow_lead_writes
+):
+    slow_lead_writes["fail_on"] = 3
+
+    run = run_sync(connection)
+
+    assert run.status == SyncRun.Status.FAILED
+    assert "RuntimeError" in run.error
+    # Pages 1 and 2 were written in the group the third page failed in,
+    # and committed when it failed.
+    assert slow_lead_writes["commits"] == [(1, 2), (2, 2)]
+    assert Lead.objects.count() == 40
+    assert (run.phase, run.next_offset, run.created) == ("leads", 40, 12 + 40)
+    slow_lead_writes["fail_on"] = None
+
+    run = run_sync(connection)
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert (run.created, run.unchanged) == (20, 52)
+    assert mirror(connection) == upstream(sandbox)
+
+
+def test_a_group_whose_commit_fails_leaves_the_run_where_the_group_began(
+    connection, sandbox, slow_lead_writes, monkeypatch
+):
+    main = db.connections["default"]
+    real_commit = main.commit
+    failed = []
+
+    def commit():
+        if slow_lead_writes["written"] and not failed:
+            failed.append(True)
+            raise db.OperationalError("disk I/O error")
+        return real_commit()
+
+    monkeypatch.setattr(main, "commit", commit)
+
+    run = run_sync(connection)
+
+    assert failed and run.status == SyncRun.Status.FAILED
+    assert "OperationalError" in run.error
+    # Nothing of the lost group is counted or stored, and the run resumes
+    # from the group's first page.
+    assert (run.phase, run.next_offset, run.created, run.pages) == (
+        "leads",
+        0,
+        12,
+        1,
+    )
+    assert Lead.objects.count() == 0
+    assert not SyncRunPage.objects.filter(run=run, phase="leads").exists()
