@@ -370,7 +370,7 @@ def _sync_section(figures):
         "- Time: `http` the round trips (with the limiter's bookkeeping of "
         "their headers), `limiter` the client's waits for a slot, `write_*` "
         "the bulk upserts of the pages, `other` the rest of the sync's own "
-        "thread (each page's transaction commit, run bookkeeping, page id "
+        "thread (the commits of the pages, run bookkeeping, page id "
         "lists, waiting for a page fetched ahead). `(ahead)`: the same in "
         "the thread that fetches the next page while one is written "
         "(`CINC_SYNC_PREFETCH`); it overlaps the rest, so it is not part of "
