@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from accounts.models import Connection
 
 from .models import Agent, Lead, LeadChange, LeadWrite, SyncRun, SyncRunPage
-from .sync import mirror_changed
+from .sync import lock_mirror, mirror_changed
 from .templatetags.portal import duration, pretty_json
 
 
@@ -34,14 +34,20 @@ class MirrorAdmin(ReadOnlyAdmin):
 
     def delete_model(self, request, obj):
         with transaction.atomic():
+            lock_mirror(obj.connection)
             super().delete_model(request, obj)
             mirror_changed(obj.connection)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
             connection_ids = set(queryset.values_list("connection_id", flat=True))
+            connections = list(
+                Connection.objects.filter(pk__in=connection_ids).order_by("pk")
+            )
+            for connection in connections:
+                lock_mirror(connection)
             super().delete_queryset(request, queryset)
-            for connection in Connection.objects.filter(pk__in=connection_ids):
+            for connection in connections:
                 mirror_changed(connection)
 
 

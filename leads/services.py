@@ -14,7 +14,7 @@ from cinc.errors import MalformedResponse, NotFound
 from cinc.records import parse_lead
 
 from .models import Lead, SyncRun
-from .sync import mirror_changed, upsert_leads
+from .sync import lock_mirror, mirror_changed, upsert_leads
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def lead_refresh(*, lead, max_wait=None):
             raw = client.lead(lead.cinc_id)
         except NotFound:
             with transaction.atomic():
+                lock_mirror(connection)
                 removed = Lead.objects.filter(pk=lead.pk, removed_at=None).update(
                     removed_at=timezone.now()
                 )

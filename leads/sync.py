@@ -705,6 +705,25 @@ def _tally(counts, written, existing, refused):
             counts.created += 1
 
 
+def lock_mirror(connection):
+    """Lock the connection's row before the first mirror row a transaction
+    writes (PostgreSQL; on SQLite the IMMEDIATE transaction already holds
+    the one write lock).
+
+    Every writer of a connection's agents and leads takes this lock first
+    (``upsert_leads`` and ``upsert_agents`` before they read the stored rows),
+    so they all lock in one order, the connection and then its rows, and
+    wait for each other instead of deadlocking: a sync holds the row from
+    the first page of a group of pages to its commit (``mirror_changed``
+    updates it), while a lead refresh or a lead creation writes one lead
+    that a later page of the group may write too. ``FOR NO KEY UPDATE`` is
+    the lock that ``mirror_changed``'s UPDATE takes anyway; rows that
+    reference the connection can still be inserted meanwhile.
+    """
+    rows = Connection.objects.select_for_update(no_key=True).filter(pk=connection.pk)
+    list(rows.values_list("pk", flat=True))
+
+
 def mirror_changed(connection):
     """Bump the connection's mirror version; call it inside the transaction
     that wrote its agents or leads, so caches keyed on the version never
@@ -747,6 +766,7 @@ def upsert_agents(*, connection, records, sync_run=None):
     # Inside the caller's page transaction no savepoint is needed: the page
     # is written whole or not at all.
     with transaction.atomic(savepoint=False):
+        lock_mirror(connection)
         existing = _existing(
             Agent, connection, hashed, ["content_hash", "changed_at", "removed_at"]
         )
@@ -787,6 +807,9 @@ def upsert_leads(*, connection, records, sync_run=None):
     now = timezone.now()
     db = connections[Lead.objects.db]
     with transaction.atomic(savepoint=False):
+        # Before the stored rows are read: a writer that waited here for a
+        # sync's group of pages then reads what the group wrote.
+        lock_mirror(connection)
         existing = _existing(
             Lead,
             connection,
@@ -1624,6 +1647,8 @@ class _Sync:
         now = timezone.now()
         error = self._error_text()
         with transaction.atomic():
+            if any(removals.values()):
+                lock_mirror(self.connection)
             for model, pks in removals.items():
                 for chunk in _chunks(pks):
                     self.run.removed += model.objects.filter(

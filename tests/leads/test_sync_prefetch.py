@@ -10,6 +10,7 @@ under test; the last test checks that it did prefetch.
 
 import threading
 import time
+from functools import partial
 
 import pytest
 from django import db
@@ -17,7 +18,7 @@ from django.db import transaction
 
 from cinc.client import CincClient
 from leads import sync
-from leads.models import Lead, SyncRun, SyncRunPage
+from leads.models import Lead, LeadChange, SyncRun, SyncRunPage
 
 from .test_sync import *  # noqa: F403 - the same tests, collected again here
 from .test_sync_faults import *  # noqa: F403
@@ -80,10 +81,13 @@ def slow_lead_writes(monkeypatch):
     written page, how many pages had been written when its transaction
     committed. ``fail_on`` makes that page's write raise."""
     real_upsert = sync.upsert_leads
-    state = {"written": 0, "commits": [], "fail_on": None}
+    state = {"written": 0, "commits": [], "fail_on": None, "before": {}}
 
     def slow_upsert(**kwargs):
         time.sleep(0.2)
+        before = state["before"].get(state["written"] + 1)
+        if before is not None:
+            before(kwargs["records"])
         if state["written"] + 1 == state["fail_on"]:
             raise RuntimeError("worker killed")
         counts = real_upsert(**kwargs)
@@ -94,7 +98,82 @@ def slow_lead_writes(monkeypatch):
 
     monkeypatch.setattr(sync, "PAGE_SIZE", 20)
     monkeypatch.setattr(sync, "upsert_leads", slow_upsert)
+    state["upsert_leads"] = real_upsert
     return state
+
+
+def in_thread(work):
+    """Run ``work`` in a thread of its own (its own database connection);
+    return the thread and a dict that receives "ok" or the error."""
+    outcome = {}
+
+    def target():
+        try:
+            work()
+            outcome["result"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcome["result"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            db.connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize("writer", ["creation", "refresh"])
+def test_the_portal_writing_a_lead_while_a_group_is_open_waits_for_it(
+    connection, sandbox, slow_lead_writes, monkeypatch, writer
+):
+    # The portal writes a lead (a lead creation mirrors CINC's answer with
+    # upsert_leads; a refresh fetches it again) while the sync has page 1
+    # of a group written but not committed, and page 2 holds the same lead.
+    # Both lock the connection before the lead, so the portal waits for the
+    # group's commit instead of deadlocking with it (PostgreSQL).
+    from leads.services import lead_refresh
+
+    monkeypatch.setattr(sync, "GROUP_PAGES", 3)
+    if writer == "refresh":
+        assert run_sync(connection).status == SyncRun.Status.SUCCEEDED
+        first_sync_pages = slow_lead_writes["written"]
+        # Changed upstream: a lead of page 1 (so the group writes from its
+        # start) and the lead of page 2 that the broker refreshes.
+        upstream_leads = sandbox.control.leads()
+        sandbox.control.update_lead(
+            "demo", upstream_leads[2]["id"], info={"source": "Changed"}
+        )
+        refreshed = upstream_leads[20]["id"]
+        status = upstream_leads[20]["info"].get("status")
+        other = next(s for s in ("unworked", "inprogress", "closed") if s != status)
+        sandbox.control.update_lead("demo", refreshed, info={"status": other})
+    else:
+        first_sync_pages = 0
+    portal = {}
+
+    def before_page_2(records):
+        raw = records[0]
+        if writer == "creation":
+            work = partial(
+                slow_lead_writes["upsert_leads"], connection=connection, records=[raw]
+            )
+        else:
+            lead = Lead.objects.get(connection=connection, cinc_id=refreshed)
+            work = partial(lead_refresh, lead=lead)
+        portal["thread"], portal["outcome"] = in_thread(work)
+        time.sleep(0.5)  # the portal is now waiting for the group
+
+    slow_lead_writes["before"][first_sync_pages + 2] = before_page_2
+
+    run = run_sync(connection)
+    portal["thread"].join(30)
+
+    assert portal["outcome"] == {"result": "ok"}
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert mirror(connection) == upstream(sandbox)
+    if writer == "refresh":
+        # The refresh read what the group wrote: one history row, not two.
+        changes = LeadChange.objects.filter(lead__cinc_id=refreshed, field="status")
+        assert changes.count() == 1
 
 
 def test_pages_already_fetched_are_committed_together(
