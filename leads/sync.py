@@ -404,6 +404,11 @@ def _batch(records, parse, model):
         if len(record_id) > limit:
             counts.errors.append(RecordError(f"id longer than {limit} characters"))
             continue
+        if "\x00" in record_id or not _encodable(record_id):
+            # A NUL or a lone surrogate: no database stores it, and even the
+            # read of the page's stored rows would fail on it.
+            counts.errors.append(RecordError("id holds characters no database stores"))
+            continue
         copies.setdefault(record_id, []).append(raw)
     chosen, parsed = {}, {}
     for record_id, raws in copies.items():

@@ -170,6 +170,20 @@ def test_a_lead_stored_meanwhile_by_another_writer_is_updated_not_doubled(
     }
 
 
+def test_an_id_no_database_stores_is_an_unreadable_record_not_a_failed_page(
+    connection,
+):
+    records = [lead(1), {**lead(2), "id": "LEAD_\x00NUL"}, lead(3)]
+    records.append({**lead(4), "id": "LEAD_\ud800"})
+
+    counts = sync.upsert_leads(connection=connection, records=records)
+
+    assert (counts.created, counts.record_errors) == (2, 2)
+    assert all("no database stores" in str(error) for error in counts.errors)
+    stored = set(Lead.objects.values_list("cinc_id", flat=True))
+    assert stored == {"LEAD_W1", "LEAD_W3"}
+
+
 def test_mirror_version_moves_with_every_write_and_only_then(connection):
     start = version(connection)
 
