@@ -56,7 +56,7 @@ class Connection(models.Model):
     )
     # Bumped in the same transaction as every write to this connection's
     # mirrored agents and leads, so anything computed from the mirror (the
-    # dashboard's counts, the filter menus) can be cached under it.
+    # dashboard's counts) can be cached under it.
     mirror_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

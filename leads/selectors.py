@@ -226,13 +226,10 @@ def lead_history(*, lead):
         ).only("cinc_id", "first_name", "last_name", "email")
         names = {agent.cinc_id: str(agent) for agent in agents}
     for change in changes:
-        label = names.get if change.field != LeadChange.Field.STATUS else None
-        change.old_label = (
-            label(change.old_value, change.old_value) if label else change.old_value
-        )
-        change.new_label = (
-            label(change.new_value, change.new_value) if label else change.new_value
-        )
+        change.old_label, change.new_label = change.old_value, change.new_value
+        if change.field != LeadChange.Field.STATUS:
+            change.old_label = names.get(change.old_value, change.old_value)
+            change.new_label = names.get(change.new_value, change.new_value)
     return changes
 
 

@@ -146,7 +146,8 @@ class _Hashed:
 
     ``clean`` is False when the record held NUL characters or lone
     surrogates, which databases refuse: ``raw`` and ``text`` are then a
-    cleaned copy, while the hash stays the one of the record as sent.
+    cleaned copy, while the hash stays the one of the record as sent
+    (``sent``, which is also what gets parsed).
     """
 
     raw: dict
@@ -511,7 +512,6 @@ class _Upsert:
         self.writes = [
             (field.attname, field.get_internal_type(), field) for field in self.fields
         ]
-        self.last_stamp = None  # (now, ops, now in database form)
 
     def sql(self, db, source=None, *, new=False):
         """The statement for one row sent with ``executemany``, or for the
@@ -539,46 +539,40 @@ class _Upsert:
             f"DO UPDATE SET {updates}"
         )
 
-    def row(self, db, connection_id, cinc_id, now, values):
-        """The parameters of one row: ``values`` maps every write field's
-        name (``attname`` for foreign keys) to its Python value; ``raw`` is
+    def rows_for(self, db, connection_id, now):
+        """A function ``(cinc_id, values) -> params`` giving the parameters
+        of one row of the page: ``values`` maps every write field's name
+        (``attname`` for foreign keys) to its Python value, ``raw`` being
         the record's JSON text. ``now`` (the page's clock, used for every
-        row) is put in database form once per page."""
+        row) is put in database form once."""
         ops = db.ops
-        key = uuid.uuid4()
-        stamp = self._stamp(ops, now)
-        params = [
-            key if db.features.has_native_uuid_field else key.hex,
-            connection_id,
-            cinc_id,
-            stamp,
-        ]
-        append = params.append
-        for name, kind, column in self.writes:
-            value = values[name]
-            if value is None or value.__class__ is str:
-                append(value)  # already in database form
-            elif value is now:
-                append(stamp)
-            elif kind == "DateTimeField":
-                append(ops.adapt_datetimefield_value(value))
-            elif kind == "DecimalField":
-                append(
-                    ops.adapt_decimalfield_value(
-                        value, column.max_digits, column.decimal_places
-                    )
-                )
-            else:
-                append(value)
-        return params
-
-    def _stamp(self, ops, now):
-        last = self.last_stamp
-        if last is not None and last[0] is now and last[1] is ops:
-            return last[2]
+        native_uuid = db.features.has_native_uuid_field
         stamp = ops.adapt_datetimefield_value(now)
-        self.last_stamp = (now, ops, stamp)
-        return stamp
+        writes = self.writes
+
+        def params(cinc_id, values):
+            key = uuid.uuid4()
+            row = [key if native_uuid else key.hex, connection_id, cinc_id, stamp]
+            append = row.append
+            for name, kind, column in writes:
+                value = values[name]
+                if value is None or value.__class__ is str:
+                    append(value)  # already in database form
+                elif value is now:
+                    append(stamp)
+                elif kind == "DateTimeField":
+                    append(ops.adapt_datetimefield_value(value))
+                elif kind == "DecimalField":
+                    append(
+                        ops.adapt_decimalfield_value(
+                            value, column.max_digits, column.decimal_places
+                        )
+                    )
+                else:
+                    append(value)
+            return row
+
+        return params
 
 
 _AGENT_UPSERT = _Upsert(Agent, AGENT_WRITE_FIELDS)
@@ -767,7 +761,7 @@ def upsert_agents(*, connection, records, sync_run=None):
     chosen, parsed, counts = _batch(records, parse_agent, Agent)
     hashed = {cinc_id: _hashed(raw) for cinc_id, raw in chosen.items()}
     now = timezone.now()
-    db = connections[Agent.objects.db]
+    row = _AGENT_UPSERT.rows_for(connections[Agent.objects.db], connection.pk, now)
     # Inside the caller's page transaction no savepoint is needed: the page
     # is written whole or not at all.
     with transaction.atomic(savepoint=False):
@@ -786,7 +780,7 @@ def upsert_agents(*, connection, records, sync_run=None):
                 continue
             values = _agent_columns(record, clean=item.clean)
             values.update(_state(item, old, now))
-            rows[cinc_id] = _AGENT_UPSERT.row(db, connection.pk, cinc_id, now, values)
+            rows[cinc_id] = row(cinc_id, values)
         refused = _store(_AGENT_UPSERT, rows, existing)
         if len(refused) < len(rows):
             mirror_changed(connection)
@@ -810,7 +804,7 @@ def upsert_leads(*, connection, records, sync_run=None):
     chosen, parsed, counts = _batch(records, parse_lead, Lead)
     hashed = {cinc_id: _hashed(raw) for cinc_id, raw in chosen.items()}
     now = timezone.now()
-    db = connections[Lead.objects.db]
+    row = _LEAD_UPSERT.rows_for(connections[Lead.objects.db], connection.pk, now)
     with transaction.atomic(savepoint=False):
         # Before the stored rows are read: a writer that waited here for a
         # sync's group of pages then reads what the group wrote.
@@ -854,7 +848,7 @@ def upsert_leads(*, connection, records, sync_run=None):
             values = columns[cinc_id]
             values.update(_links(values, agents))
             values.update(_state(item, old, now))
-            rows[cinc_id] = _LEAD_UPSERT.row(db, connection.pk, cinc_id, now, values)
+            rows[cinc_id] = row(cinc_id, values)
             if old is not None and old["content_hash"] != item.digest:
                 history += _lead_history(old, values, now, sync_run)
 

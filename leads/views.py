@@ -7,10 +7,12 @@ message on the page, never a 500.
 """
 
 import csv
+import datetime as dt
 import functools
 import logging
 import math
 import uuid as uuid_lib
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.contrib import messages
@@ -52,6 +54,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_QUERY_STRING = 4096
 
 
+@dataclass(slots=True, kw_only=True)
 class LeadRow:
     """A row of ``_lead_table.html``: what its cells show, as plain values.
 
@@ -62,30 +65,24 @@ class LeadRow:
     Nothing here is marked safe: the template escapes every value.
     """
 
-    __slots__ = (
-        "uuid",
-        "url",
-        "name",
-        "first_name",
-        "last_name",
-        "email",
-        "phone",
-        "status",
-        "status_slug",
-        "source",
-        "place",
-        "agent_name",
-        "agent_url",
-        "site",
-        "registered_at",
-        "registered_iso",
-        "registered_on",
-        "removed",
-    )
-
-    def __init__(self, **values):
-        for name, value in values.items():
-            setattr(self, name, value)
+    uuid: uuid_lib.UUID
+    url: str
+    name: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    status: str
+    status_slug: str
+    source: str
+    place: str
+    agent_name: str
+    agent_url: str
+    site: str
+    registered_at: dt.datetime | None
+    registered_iso: str
+    registered_on: str
+    removed: bool
 
 
 def _table_rows(leads):
