@@ -133,13 +133,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take SQLite's write lock at BEGIN, so
     # `transaction.atomic()` serialises writers across processes (SQLite
     # ignores SELECT ... FOR UPDATE). WAL lets readers run beside a writer.
+    # A sync inserts each new lead into a dozen indexes at random places: a
+    # 16 MiB page cache (SQLite's default is 2 MiB) keeps their pages in
+    # memory, and checkpointing every 10,000 pages instead of 1,000 copies
+    # an index page rewritten by many commits into the database file once.
+    # Replaying a first sync's inserts of 100,000 leads: 51 -> 36 us a lead
+    # (a 32 MiB cache: 34 us, for twice the memory). The write-ahead log is
+    # cut back to 64 MiB after a checkpoint.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
             "init_command": (
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                "PRAGMA busy_timeout=30000;"
+                "PRAGMA busy_timeout=30000; PRAGMA cache_size=-16384; "
+                "PRAGMA wal_autocheckpoint=10000; "
+                "PRAGMA journal_size_limit=67108864;"
             ),
         }
     )
