@@ -31,4 +31,3 @@ def _pragma(name):
 )
 def test_every_connection_gets_the_pragmas(name, value):
     assert _pragma(name) == value
-
