@@ -127,3 +127,38 @@ def test_the_comparison_run_has_no_target():
     rows = report.targets({"sync": entry})
 
     assert rows and all("pages fetched ahead" in target for _b, target, *_ in rows)
+
+
+def test_the_write_ceiling_is_computed_from_the_runs_own_figures():
+    steps = {
+        "hash": 13.0,
+        "existing rows": 1.0,
+        "parse": 12.0,
+        "columns": 5.0,
+        "statement": 37.0,
+        "commit": 11.0,
+        "rest": 16.0,
+    }
+    data = {"naive": {"insert": {"rows_per_s": 800}}}  # 1,250 us a lead
+
+    text = analysis._ceiling("SQLite", data, steps)
+
+    assert "the naive loop took 1,250 µs a lead" in text
+    assert "(statement and commit) 48 µs" in text
+    assert "would reach 26.0×" in text
+    assert "20× needs at most 62 µs a lead in all" in text
+    assert "leaves 14.5 µs for the Python work" in text
+    assert "now 46 µs" in text
+    assert "less than hashing a record alone" not in text
+
+
+def test_the_write_ceiling_says_when_python_cannot_fit():
+    steps = {"hash": 14.0, "parse": 12.0, "columns": 5.0, "rest": 16.0}
+    steps.update(statement=40.0, commit=12.0)
+    data = {"naive": {"insert": {"rows_per_s": 800}}}
+
+    text = analysis._ceiling("SQLite", data, steps)
+
+    assert "leaves 10.5 µs for the Python work" in text
+    assert "less than hashing a record alone (14.0 µs)" in text
+    assert analysis._ceiling("SQLite", {"naive": {}}, steps) is None
