@@ -38,6 +38,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 
+import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, connections, transaction
 from django.db.models import F, Q
@@ -163,7 +164,37 @@ def _dumps(raw):
     )
 
 
+# orjson writes the canonical JSON of a plain record (str, int, float, bool,
+# None, dict, list) byte for byte as ``_dumps`` does, in a third of the time
+# (10 -> 4.6 us a sandbox lead; the hash was the largest Python step of a
+# new lead's write). Where the two could differ, the record takes
+# ``_dumps``: orjson refuses integers beyond 64 bits, lone surrogates,
+# non-string keys and (with the passthrough options) datetimes, dataclasses
+# and subclasses of the JSON types; it writes NaN and Infinity as ``null``,
+# so any ``null`` sends the record the slow way. One difference is left:
+# floats under 1e-4 print as 0.00001 instead of 1e-05, so such a record
+# hashed before orjson was used is rewritten once.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+_CANONICAL_HEAD = f"[{COLUMNS_VERSION},".encode()
+
+
 def _hashed(raw):
+    try:
+        data = orjson.dumps(raw, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _hashed_slowly(raw)
+    if b"null" in data or b"\\u0000" in data:
+        return _hashed_slowly(raw)
+    digest = hashlib.sha256(_CANONICAL_HEAD + data + b"]").hexdigest()
+    return _Hashed(raw, digest, data.decode(), clean=True, sent=raw)
+
+
+def _hashed_slowly(raw):
     text = _dumps(raw)
     # The hash covers COLUMNS_VERSION too, as the canonical JSON of the pair
     # [COLUMNS_VERSION, raw] (the same bytes json.dumps of that list gives).
