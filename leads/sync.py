@@ -30,12 +30,14 @@ import hashlib
 import json
 import logging
 import math
+import operator
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from itertools import pairwise
 
 import orjson
@@ -579,31 +581,38 @@ class _Upsert:
         ops = db.ops
         native_uuid = db.features.has_native_uuid_field
         stamp = ops.adapt_datetimefield_value(now)
-        writes = self.writes
+        values_of = operator.itemgetter(*(name for name, _, _ in self.writes))
+        # Only dates and prices need the backend's adapter; strings, flags,
+        # ids and None go as they are. Positions count the four leading
+        # columns (uuid, connection, cinc_id, first_seen_at).
+        adapted = []
+        for position, (_, kind, column) in enumerate(self.writes, start=4):
+            if kind == "DateTimeField":
+                adapted.append((position, ops.adapt_datetimefield_value))
+            elif kind == "DecimalField":
+                adapted.append((position, partial(_adapt_decimal, ops, column)))
 
         def params(cinc_id, values):
             key = uuid.uuid4()
-            row = [key if native_uuid else key.hex, connection_id, cinc_id, stamp]
-            append = row.append
-            for name, kind, column in writes:
-                value = values[name]
+            row = [
+                key if native_uuid else key.hex,
+                connection_id,
+                cinc_id,
+                stamp,
+                *values_of(values),
+            ]
+            for position, adapt in adapted:
+                value = row[position]
                 if value is None or value.__class__ is str:
-                    append(value)  # already in database form
-                elif value is now:
-                    append(stamp)
-                elif kind == "DateTimeField":
-                    append(ops.adapt_datetimefield_value(value))
-                elif kind == "DecimalField":
-                    append(
-                        ops.adapt_decimalfield_value(
-                            value, column.max_digits, column.decimal_places
-                        )
-                    )
-                else:
-                    append(value)
+                    continue  # already in database form
+                row[position] = stamp if value is now else adapt(value)
             return row
 
         return params
+
+
+def _adapt_decimal(ops, column, value):
+    return ops.adapt_decimalfield_value(value, column.max_digits, column.decimal_places)
 
 
 _AGENT_UPSERT = _Upsert(Agent, AGENT_WRITE_FIELDS)
