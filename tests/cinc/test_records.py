@@ -1,6 +1,7 @@
 """Parsing agent and lead records, and building a lead to POST."""
 
 import copy
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from cinc.errors import RecordError
 from cinc.records import (
     AgentRecord,
     LeadRecord,
+    _frozen,
     lead_payload,
     parse_agent,
     parse_lead,
@@ -521,3 +523,26 @@ def test_dates_inside_the_range_are_read_in_utc():
     record = parse_lead({"id": "L1", "registered_date": "1900-01-01T05:00:00+05:00"})
 
     assert record.registered_at.isoformat() == "1900-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw"), [(parse_lead, DOC_LEAD), (parse_agent, DOC_AGENT)]
+)
+def test_a_parsed_record_is_frozen_and_alike_one_built_field_by_field(parse, raw):
+    record = parse(raw)
+    built = type(record)(
+        **{item.name: getattr(record, item.name) for item in dataclasses.fields(record)}
+    )
+
+    assert record == built
+    assert repr(record) == repr(built)
+    assert hash(record) == hash(built)
+    assert dataclasses.asdict(record) == dataclasses.asdict(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.email = "other@example.test"
+    assert dataclasses.replace(record, email="x@ex.test").email == "x@ex.test"
+
+
+def test_a_record_built_with_a_missing_or_unknown_field_is_refused():
+    with pytest.raises(TypeError, match="LeadRecord fields differ"):
+        _frozen(LeadRecord, {"id": "L1"})
