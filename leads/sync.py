@@ -1065,7 +1065,20 @@ def sync_close_stale(*, connection=None):
         "The mirror keeps every page synced before that; nothing was marked "
         "removed. The next sync starts over.",
     )
-    queued = runs.filter(status=SyncRun.Status.QUEUED).update(
+    queued = runs.filter(status=SyncRun.Status.QUEUED)
+    # A started run is queued again while it waits for the rate limit; if
+    # its worker was killed meanwhile, its resume task went with it.
+    resumed = queued.filter(started_at__isnull=False).update(
+        status=SyncRun.Status.FAILED,
+        finished_at=now,
+        waiting_until=None,
+        error=f"The sync paused for CINC's rate limit and did not resume: no "
+        f"worker took it up again within {silence} (the worker was probably "
+        "stopped while the sync waited). The mirror keeps every page synced "
+        "before the pause; nothing was marked removed. The next sync starts "
+        "over.",
+    )
+    queued = resumed + queued.update(
         status=SyncRun.Status.FAILED,
         finished_at=now,
         waiting_until=None,

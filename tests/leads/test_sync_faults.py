@@ -349,6 +349,26 @@ def test_run_waiting_for_the_rate_limit_is_not_stale_before_its_wait_ends(
     assert "no worker started it" in queued_long_ago.error
 
 
+def test_a_paused_run_whose_resume_was_lost_says_it_had_started(offline_connection):
+    long_ago = timezone.now() - timedelta(minutes=30)
+    paused = SyncRun.objects.create(
+        connection=offline_connection,
+        status=SyncRun.Status.QUEUED,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+        next_offset=37_500,
+        waiting_until=long_ago + timedelta(seconds=20),
+    )
+
+    assert sync.sync_close_stale() == 1
+
+    paused.refresh_from_db()
+    assert paused.status == SyncRun.Status.FAILED
+    assert "paused for CINC's rate limit and did not resume" in paused.error
+    assert "no worker started it" not in paused.error
+    assert paused.waiting_until is None
+
+
 def test_sync_of_inactive_connection_does_nothing_and_closes_its_queued_run(
     connection, sandbox
 ):
