@@ -110,6 +110,30 @@ def test_running_sync_shows_a_self_updating_progress_bar(broker_client, broker):
     assert 'id="no-leads"' not in content
 
 
+def test_last_attempt_of_a_sync_under_way_says_in_progress(broker_client, broker):
+    # The attempt time is the active run's; the status of the run before it
+    # must not be shown beside it.
+    site = make_connection(broker, last_sync_attempt_at=timezone.now())
+    make_run(
+        site,
+        status=SyncRun.Status.SUCCEEDED,
+        started_at=timezone.now() - timedelta(hours=1),
+        finished_at=timezone.now() - timedelta(minutes=59),
+    )
+    make_run(site, status=SyncRun.Status.RUNNING, started_at=timezone.now())
+
+    content = broker_client.get(reverse("leads:dashboard")).content.decode()
+
+    assert "· in progress" in content
+    assert "· succeeded" not in content
+
+    SyncRun.objects.filter(status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.FAILED, finished_at=timezone.now()
+    )
+    content = broker_client.get(reverse("leads:dashboard")).content.decode()
+    assert "· failed" in content and "· in progress" not in content
+
+
 def test_progress_partial_tells_of_a_rate_limit_wait(broker_client, broker):
     site = make_connection(broker)
     make_run(
