@@ -382,3 +382,42 @@ def test_a_float_under_1e_4_is_the_one_known_difference():
     assert '"tiny":1e-05' in sync._hashed_slowly(record).text
     assert '"tiny":0.00001' in sync._hashed(record).text
     assert sync._hashed(record).digest == sync._hashed(record).digest
+
+
+def _pragma(name):
+    with db.connection.cursor() as cursor:
+        cursor.execute(f"PRAGMA {name}")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(db.connection.vendor != "sqlite", reason="SQLite's checkpoints")
+def test_a_walk_checkpoints_sqlite_from_a_helper_thread(connection):
+    with sync.checkpoints_aside(interval=0.05) as aside:
+        assert _pragma("wal_autocheckpoint") == 0
+        sync.upsert_leads(connection=connection, records=[lead(n) for n in range(50)])
+        assert aside.thread.is_alive()
+        aside.stop.wait(0.2)
+
+    assert _pragma("wal_autocheckpoint") == sync.SQLITE_AUTOCHECKPOINT
+    assert not aside.thread.is_alive()
+    assert aside.checkpoints >= 2  # on its interval, and once more on leaving
+    assert Lead.objects.filter(connection=connection).count() == 50
+
+
+@pytest.mark.skipif(db.connection.vendor != "sqlite", reason="SQLite's checkpoints")
+def test_checkpoints_come_back_to_the_commits_when_the_walk_fails(connection):
+    with pytest.raises(RuntimeError), sync.checkpoints_aside(interval=10) as aside:
+        raise RuntimeError("a page failed")
+
+    assert _pragma("wal_autocheckpoint") == sync.SQLITE_AUTOCHECKPOINT
+    assert not aside.thread.is_alive()
+    assert aside.checkpoints == 1
+
+
+def test_the_autocheckpoint_given_back_is_the_settings_one(settings):
+    if db.connection.vendor != "sqlite":
+        with sync.checkpoints_aside() as aside:
+            assert aside.thread is None  # PostgreSQL: nothing to move aside
+        return
+    command = settings.DATABASES["default"]["OPTIONS"]["init_command"]
+    assert f"wal_autocheckpoint={sync.SQLITE_AUTOCHECKPOINT};" in command
