@@ -185,13 +185,16 @@ def _writes(figures):
         "and a checkpoint every 10,000 pages (the settings now), 34 µs with "
         "32 MiB; through `upsert_leads` these settings took the pass from "
         "8,650 to 10,100 leads/s, and the 100,000-lead sync's peak memory "
-        "from 109 to 121 MB. Handing a page's hashing and parsing to a "
+        "from 109 to 121 MB. Checkpointing from a helper thread while a walk "
+        "writes (`checkpoints_aside`, commit 359fbe7) took the replay from "
+        "33-35 to 28.5 µs a lead, and the pass through `upsert_leads` from "
+        "11,700-12,400 to 13,300 leads/s. Handing a page's hashing and parsing to a "
         "second thread while the previous page is written gained nothing "
         "on either database (the threads take turns on the interpreter "
         "lock), nor did committing PostgreSQL's groups without waiting for "
         "the write-ahead log flush (`synchronous_commit = off`).",
         "",
-        "On SQLite the Python work cannot fit in what the target leaves: "
+        "On SQLite the Python work does not fit in what the target leaves: "
         "the hash is what lets a re-sync skip an unchanged lead without "
         "parsing it (the re-sync ratios above), and the parse checks every "
         "value so a bad record is counted, not stored. Both were made "
