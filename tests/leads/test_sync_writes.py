@@ -391,33 +391,30 @@ def _pragma(name):
 
 
 @pytest.mark.skipif(db.connection.vendor != "sqlite", reason="SQLite's checkpoints")
-def test_a_walk_checkpoints_sqlite_from_a_helper_thread(connection):
+def test_a_walk_checkpoints_sqlite_from_a_helper_thread_too(connection):
     with sync.checkpoints_aside(interval=0.05) as aside:
-        assert _pragma("wal_autocheckpoint") == 0
         sync.upsert_leads(connection=connection, records=[lead(n) for n in range(50)])
         assert aside.thread.is_alive()
-        aside.stop.wait(0.2)
+        # The commits keep their own checkpoints, so the log starts over.
+        assert _pragma("wal_autocheckpoint") == 10_000
+        aside.stop.wait(0.3)
 
-    assert _pragma("wal_autocheckpoint") == sync.SQLITE_AUTOCHECKPOINT
     assert not aside.thread.is_alive()
-    assert aside.checkpoints >= 2  # on its interval, and once more on leaving
+    assert aside.checkpoints >= 2
     assert Lead.objects.filter(connection=connection).count() == 50
 
 
 @pytest.mark.skipif(db.connection.vendor != "sqlite", reason="SQLite's checkpoints")
-def test_checkpoints_come_back_to_the_commits_when_the_walk_fails(connection):
+def test_the_checkpoint_thread_ends_when_the_walk_fails(connection):
     with pytest.raises(RuntimeError), sync.checkpoints_aside(interval=10) as aside:
         raise RuntimeError("a page failed")
 
-    assert _pragma("wal_autocheckpoint") == sync.SQLITE_AUTOCHECKPOINT
     assert not aside.thread.is_alive()
-    assert aside.checkpoints == 1
+    assert aside.checkpoints == 0
 
 
-def test_the_autocheckpoint_given_back_is_the_settings_one(settings):
-    if db.connection.vendor != "sqlite":
-        with sync.checkpoints_aside() as aside:
-            assert aside.thread is None  # PostgreSQL: nothing to move aside
-        return
-    command = settings.DATABASES["default"]["OPTIONS"]["init_command"]
-    assert f"wal_autocheckpoint={sync.SQLITE_AUTOCHECKPOINT};" in command
+def test_postgresql_gets_no_checkpoint_thread():
+    if db.connection.vendor == "sqlite":
+        pytest.skip("PostgreSQL only")
+    with sync.checkpoints_aside() as aside:
+        assert aside.thread is None
