@@ -179,9 +179,10 @@ def _dumps(raw):
 # ``_dumps``: orjson refuses integers beyond 64 bits, lone surrogates,
 # non-string keys and (with the passthrough options) datetimes, dataclasses
 # and subclasses of the JSON types; it writes NaN and Infinity as ``null``,
-# so any ``null`` sends the record the slow way. One difference is left:
-# floats under 1e-4 print as 0.00001 instead of 1e-05, so such a record
-# hashed before orjson was used is rewritten once.
+# so any ``null`` sends the record the slow way. One difference is left in
+# what JSON can hold: floats under 1e-4 print as 0.00001 instead of 1e-05,
+# so such a record hashed before orjson was used is rewritten once. (Enums
+# and UUIDs, which no JSON reader makes, orjson writes its own way.)
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS
     | orjson.OPT_PASSTHROUGH_DATETIME

@@ -134,6 +134,17 @@ def test_last_attempt_of_a_sync_under_way_says_in_progress(broker_client, broker
     assert "· failed" in content and "· in progress" not in content
 
 
+def test_last_attempt_of_a_first_sync_not_yet_started_says_queued(
+    broker_client, broker
+):
+    site = make_connection(broker)
+    make_run(site, status=SyncRun.Status.QUEUED)
+
+    content = broker_client.get(reverse("leads:dashboard")).content.decode()
+
+    assert "<dt>Last attempt</dt><dd>queued, not started yet</dd>" in content
+
+
 def test_progress_partial_tells_of_a_rate_limit_wait(broker_client, broker):
     site = make_connection(broker)
     make_run(
