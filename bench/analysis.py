@@ -186,7 +186,7 @@ def _writes(figures):
         "32 MiB; through `upsert_leads` these settings took the pass from "
         "8,650 to 10,100 leads/s, and the 100,000-lead sync's peak memory "
         "from 109 to 121 MB. A helper thread that checkpoints while a walk "
-        "writes (`checkpoints_aside`) took the pass through `upsert_leads` "
+        "writes (`BackgroundCheckpoints`) took the pass through `upsert_leads` "
         "from 11,700-12,400 to 12,600-13,000 leads/s; with the commits' own "
         "checkpoints turned off as well it reached 13,300-13,700, but the "
         "log then never started over and grew to 374 MB in a 100,000-lead "

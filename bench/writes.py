@@ -92,12 +92,12 @@ def bulk_pass(connection, records, page_size=PAGE_SIZE):
     ``GROUP_PAGES`` pages a transaction; figures of the pass."""
     from django.db import transaction
 
-    from leads.sync import GROUP_PAGES, checkpoints_aside, upsert_leads
+    from leads.sync import GROUP_PAGES, BackgroundCheckpoints, upsert_leads
 
     created = updated = unchanged = history = 0
     pages = support.pages_of(records, page_size)
     with (
-        checkpoints_aside(),
+        BackgroundCheckpoints(),
         support.counting_writes() as writes,
         support.time_spent_in(_write_steps()) as spent,
         support.Stopwatch() as clock,

@@ -140,7 +140,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Replaying a first sync's inserts of 100,000 leads: 51 -> 36 us a lead
     # (a 32 MiB cache: 34 us, for twice the memory). The write-ahead log is
     # cut back to 64 MiB after a checkpoint. While a sync walks its pages a
-    # helper thread checkpoints too (leads.sync.checkpoints_aside).
+    # helper thread checkpoints too (leads.sync.BackgroundCheckpoints).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",

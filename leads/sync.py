@@ -1393,7 +1393,7 @@ class _Prefetch:
 CHECKPOINT_SECONDS = 1.0
 
 
-class checkpoints_aside(contextlib.ContextDecorator):  # noqa: N801 - used as a function
+class BackgroundCheckpoints:
     """While a walk writes pages on SQLite, copy the write-ahead log into
     the database file from a helper thread as well as at the commits.
 
@@ -1604,7 +1604,7 @@ class _Sync:
         seen = {cinc_id for ids in pages for cinc_id in ids}
         with (
             _Prefetch(fetch, enabled=self._may_prefetch()) as ahead,
-            checkpoints_aside(),
+            BackgroundCheckpoints(),
         ):
             self._pages(phase, ahead, upsert, seen, len(pages))
 

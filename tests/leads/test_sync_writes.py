@@ -392,7 +392,7 @@ def _pragma(name):
 
 @pytest.mark.skipif(db.connection.vendor != "sqlite", reason="SQLite's checkpoints")
 def test_a_walk_checkpoints_sqlite_from_a_helper_thread_too(connection):
-    with sync.checkpoints_aside(interval=0.05) as aside:
+    with sync.BackgroundCheckpoints(interval=0.05) as aside:
         sync.upsert_leads(connection=connection, records=[lead(n) for n in range(50)])
         assert aside.thread.is_alive()
         # The commits keep their own checkpoints, so the log starts over.
@@ -406,7 +406,7 @@ def test_a_walk_checkpoints_sqlite_from_a_helper_thread_too(connection):
 
 @pytest.mark.skipif(db.connection.vendor != "sqlite", reason="SQLite's checkpoints")
 def test_the_checkpoint_thread_ends_when_the_walk_fails(connection):
-    with pytest.raises(RuntimeError), sync.checkpoints_aside(interval=10) as aside:
+    with pytest.raises(RuntimeError), sync.BackgroundCheckpoints(interval=10) as aside:
         raise RuntimeError("a page failed")
 
     assert not aside.thread.is_alive()
@@ -416,5 +416,5 @@ def test_the_checkpoint_thread_ends_when_the_walk_fails(connection):
 def test_postgresql_gets_no_checkpoint_thread():
     if db.connection.vendor == "sqlite":
         pytest.skip("PostgreSQL only")
-    with sync.checkpoints_aside() as aside:
+    with sync.BackgroundCheckpoints() as aside:
         assert aside.thread is None
