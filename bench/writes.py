@@ -3,9 +3,9 @@
 Raw lead records made by the sandbox's seed generator go through
 ``leads.sync.upsert_leads`` page by page (500 a page, as the sync sends
 them, committed ten pages at a time, as the sync commits pages that were
-fetched before it could write them) three times: into an empty mirror, again with nothing changed, and
-again with 1% of the leads changed (their status, which also writes
-history rows). Every INSERT/UPDATE/DELETE statement is counted with an
+fetched before it could write them) three times: into an empty mirror,
+again with nothing changed, and again with 1% of the leads changed (their
+status, which also writes history rows). Every INSERT/UPDATE/DELETE statement is counted with an
 execute wrapper, so "an unchanged re-sync writes zero rows" is checked, not
 assumed.
 
@@ -179,7 +179,7 @@ def naive_pass(connection, records):
 
 def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None):
     """Run the writes benchmark on the configured database; return figures."""
-    from leads.sync import upsert_agents
+    from leads.sync import GROUP_PAGES, upsert_agents
 
     say = progress or (lambda message: None)
     agent_records, records = support.sandbox_records(leads)
@@ -214,7 +214,7 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
         "broker": broker.username,
         "leads": len(records),
         "page_size": page_size,
-        "pages_per_commit": _pages_per_commit(),
+        "pages_per_commit": GROUP_PAGES,
         "changed": changed_count,
         "passes": passes,
         "naive": {
@@ -230,12 +230,6 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
             passes["unchanged"]["write_statements"].values()
         ),
     }
-
-
-def _pages_per_commit():
-    from leads.sync import GROUP_PAGES
-
-    return GROUP_PAGES
 
 
 def _ratio(bulk, naive):

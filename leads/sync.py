@@ -49,7 +49,7 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -1114,17 +1114,17 @@ def sync_runs_prune(*, now=None):
     days = getattr(settings, "CINC_SYNC_RUNS_KEPT_DAYS", RUNS_KEPT_DAYS)
     cutoff = (now or timezone.now()) - timedelta(days=days)
     finished = SyncRun.objects.exclude(status__in=ACTIVE_STATUSES)
-    keep = set()
-    for connection_id in Connection.objects.values_list("pk", flat=True):
-        latest = (
-            finished.filter(connection_id=connection_id, kind=SyncRun.Kind.FULL)
-            .order_by("-created_at", "-pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if latest is not None:
-            keep.add(latest)
-    old = finished.filter(created_at__lt=cutoff).exclude(pk__in=keep)
+    newest = (
+        finished.filter(connection=OuterRef("pk"), kind=SyncRun.Kind.FULL)
+        .order_by("-created_at", "-pk")
+        .values("pk")[:1]
+    )
+    keep = Connection.objects.annotate(newest=Subquery(newest)).values_list(
+        "newest", flat=True
+    )
+    old = finished.filter(created_at__lt=cutoff).exclude(
+        pk__in=[pk for pk in keep if pk is not None]
+    )
     deleted = 0
     while True:
         chunk = list(old.order_by("pk").values_list("pk", flat=True)[:ID_CHUNK])
@@ -1682,28 +1682,23 @@ class _Sync:
         return _TakenPage(offset, answer, fresh, full)
 
     def _write(self, phase, page, upsert, seen):
-        counts = self._write_page(
-            phase, page.offset, page.answer, page.fresh, page.full, upsert
-        )
-        seen.update(counts.ids)
-        self._report()
-
-    def _write_page(self, phase, offset, page, fresh, full, upsert):
+        """Write one taken page in its own savepoint, with the run's
+        progress; the ids it held join ``seen``."""
         snapshot, notes = self._snapshot(), list(self.notes)
         try:
             with transaction.atomic():
                 counts = upsert(
-                    connection=self.connection, records=fresh, sync_run=self.run
+                    connection=self.connection, records=page.fresh, sync_run=self.run
                 )
                 SyncRunPage.objects.create(
-                    run=self.run, phase=phase, offset=offset, cinc_ids=counts.ids
+                    run=self.run, phase=phase, offset=page.offset, cinc_ids=counts.ids
                 )
                 if phase == Phase.AGENTS:
                     self._name_connection(counts.ids)
-                self._count(counts, more=full or phase == Phase.AGENTS)
+                self._count(counts, more=page.full or phase == Phase.AGENTS)
                 self.run.pages += 1
-                if full:
-                    self.run.next_offset = offset + len(page.items)
+                if page.full:
+                    self.run.next_offset = page.offset + len(page.answer.items)
                 else:
                     self.run.phase = (
                         Phase.LEADS if phase == Phase.AGENTS else Phase.FINISHING
@@ -1713,7 +1708,8 @@ class _Sync:
         except BaseException:
             self._restore(snapshot, notes)
             raise
-        return counts
+        seen.update(counts.ids)
+        self._report()
 
     def _count(self, counts, *, more):
         run = self.run
