@@ -88,8 +88,8 @@ def _write_steps():
 
 def bulk_pass(connection, records, page_size=PAGE_SIZE):
     """Upsert ``records`` page by page, committed as the sync commits pages
-    that arrive faster than it writes them: each page in a savepoint,
-    ``GROUP_PAGES`` pages a transaction; figures of the pass."""
+    that arrive faster than it writes them: ``GROUP_PAGES`` pages a
+    transaction, written without savepoints; figures of the pass."""
     from django.db import transaction
 
     from leads.sync import GROUP_PAGES, BackgroundCheckpoints, upsert_leads
@@ -105,8 +105,9 @@ def bulk_pass(connection, records, page_size=PAGE_SIZE):
         for group in support.pages_of(list(pages), GROUP_PAGES):
             with transaction.atomic():
                 for page in group:
-                    with transaction.atomic():
-                        counts = upsert_leads(connection=connection, records=page)
+                    counts = upsert_leads(
+                        connection=connection, records=page, savepoint=False
+                    )
                     created += counts.created
                     updated += counts.updated
                     unchanged += counts.unchanged

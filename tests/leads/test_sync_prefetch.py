@@ -79,20 +79,38 @@ def slow_lead_writes(monkeypatch):
     """Lead pages written more slowly than the sandbox answers, so the next
     page is always fetched by the time one is written; records, for each
     written page, how many pages had been written when its transaction
-    committed. ``fail_on`` makes that page's write raise."""
+    committed. Pages are numbered in the order first written (a page
+    written again after a failure keeps its number); ``fail_on`` makes that
+    page's write raise, ``before`` runs a function before a page's first
+    write, and ``attempts`` lists every write, by page number and whether
+    it was made in a savepoint."""
     real_upsert = sync.upsert_leads
-    state = {"written": 0, "commits": [], "fail_on": None, "before": {}}
+    state = {
+        "written": 0,
+        "commits": [],
+        "fail_on": None,
+        "before": {},
+        "numbers": {},
+        "attempts": [],
+    }
 
     def slow_upsert(**kwargs):
         time.sleep(0.2)
-        before = state["before"].get(state["written"] + 1)
-        if before is not None:
+        # A page written again is the same list of records (kept here, so
+        # that no later page's list can take its id).
+        records = kwargs["records"]
+        new = id(records) not in state["numbers"]
+        if new:
+            state["numbers"][id(records)] = (len(state["numbers"]) + 1, records)
+        page = state["numbers"][id(records)][0]
+        state["attempts"].append((page, kwargs.get("savepoint", True)))
+        before = state["before"].get(page)
+        if new and before is not None:
             before(kwargs["records"])
-        if state["written"] + 1 == state["fail_on"]:
+        if page == state["fail_on"]:
             raise RuntimeError("worker killed")
         counts = real_upsert(**kwargs)
-        state["written"] += 1
-        page = state["written"]
+        state["written"] = max(state["written"], page)
         transaction.on_commit(lambda: state["commits"].append((page, state["written"])))
         return counts
 
@@ -198,8 +216,16 @@ def test_a_page_failing_inside_a_group_keeps_the_pages_before_it(
 
     assert run.status == SyncRun.Status.FAILED
     assert "RuntimeError" in run.error
-    # Pages 1 and 2 were written in the group the third page failed in,
-    # and committed when it failed.
+    # Pages 1 and 2 were written in the group the third page failed in;
+    # the group was rolled back, the two pages were written again, each in
+    # a savepoint, and committed, and the third page was not tried again.
+    assert slow_lead_writes["attempts"] == [
+        (1, False),
+        (2, False),
+        (3, False),
+        (1, True),
+        (2, True),
+    ]
     assert slow_lead_writes["commits"] == [(1, 2), (2, 2)]
     assert Lead.objects.count() == 40
     assert (run.phase, run.next_offset, run.created) == ("leads", 40, 12 + 40)
@@ -210,6 +236,47 @@ def test_a_page_failing_inside_a_group_keeps_the_pages_before_it(
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert (run.created, run.unchanged) == (20, 52)
     assert mirror(connection) == upstream(sandbox)
+
+
+def test_a_row_refused_inside_a_group_is_counted_and_the_group_kept(
+    connection, sandbox, slow_lead_writes, monkeypatch
+):
+    # The database refuses one lead of the second page (its content hash
+    # sent as NULL): the group, written without savepoints, is rolled back
+    # and written again page by page, the refused lead counted as an error.
+    monkeypatch.setattr(sync, "GROUP_PAGES", 3)
+    refused = sandbox.control.leads()[25]["id"]
+    real_rows_for = sync._Upsert.rows_for
+    hash_at = sync._LEAD_UPSERT.columns.index("content_hash")
+
+    def rows_for(self, *args):
+        params = real_rows_for(self, *args)
+
+        def refusing(cinc_id, values):
+            row = params(cinc_id, values)
+            if cinc_id == refused:
+                row[hash_at] = None
+            return row
+
+        return refusing
+
+    monkeypatch.setattr(sync._Upsert, "rows_for", rows_for)
+
+    run = run_sync(connection)
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert slow_lead_writes["attempts"][:5] == [
+        (1, False),
+        (2, False),
+        (1, True),
+        (2, True),
+        (3, False),
+    ]
+    assert run.record_errors == 1
+    assert f"{refused}: the database refused it (IntegrityError)" in run.error
+    expected = upstream(sandbox)
+    del expected[refused]
+    assert mirror(connection) == expected
 
 
 def test_a_group_whose_commit_fails_leaves_the_run_where_the_group_began(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 from django import db
+from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Connection
@@ -100,6 +101,29 @@ def test_a_row_the_database_refuses_does_not_lose_the_others(connection, monkeyp
     assert "the database refused it (IntegrityError)" in str(counts.errors[0])
     stored = set(Lead.objects.values_list("cinc_id", flat=True))
     assert stored == {"LEAD_OLD", "LEAD_W1", "LEAD_W3"}
+
+
+def test_without_a_savepoint_a_refused_row_raises_for_the_caller_to_roll_back(
+    connection, monkeypatch
+):
+    taken = Lead.objects.create(
+        connection=connection, cinc_id="LEAD_OLD", raw={}, content_hash="x"
+    ).uuid
+    keys = iter([uuid.uuid4(), taken])
+
+    class Keys:
+        @staticmethod
+        def uuid4():
+            return next(keys)
+
+    monkeypatch.setattr(sync, "uuid", Keys)
+
+    with pytest.raises(db.IntegrityError), transaction.atomic():
+        sync.upsert_leads(
+            connection=connection, records=[lead(1), lead(2)], savepoint=False
+        )
+
+    assert set(Lead.objects.values_list("cinc_id", flat=True)) == {"LEAD_OLD"}
 
 
 def test_a_page_inserts_new_leads_plainly_and_upserts_stored_ones(
