@@ -499,8 +499,11 @@ def _memory_section(figures):
         "",
         f"Peak from the smallest to the largest size: {text} "
         f"(called flat below {FLAT_SHARE:.0%}). Pages are written as they "
-        "come; what still grows with the lead count is consistent with the "
-        "sets of CINC ids the sync keeps (the walk's `seen` set in "
+        "come, and a group of pages written in one transaction keeps its "
+        "records until it commits, for the rewrite after a failed page (up "
+        "to ten pages of 500, about 12 MB, whatever the lead count); what "
+        "still grows with the lead count is consistent with the sets of "
+        "CINC ids the sync keeps (the walk's `seen` set in "
         "`leads/sync.py::_Sync._walk`, and the one `_Sync._missing()` builds "
         "at the end), roughly 100 bytes a lead.",
     ]
