@@ -1818,7 +1818,11 @@ class _Sync:
             Connection.objects.filter(pk=self.connection.pk, cinc_agent_name="").update(
                 cinc_agent_name=name
             )
-            self.connection.cinc_agent_name = name
+            # Known stored once the page commits: a group rolled back and
+            # written again (see _pages) must store it again.
+            transaction.on_commit(
+                partial(setattr, self.connection, "cinc_agent_name", name)
+            )
 
     def _finish(self):
         """Mark what the complete walk did not find as removed; succeed."""

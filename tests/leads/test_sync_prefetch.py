@@ -279,6 +279,57 @@ def test_a_row_refused_inside_a_group_is_counted_and_the_group_kept(
     assert mirror(connection) == expected
 
 
+@pytest.fixture
+def seventy_agents(sandbox):
+    sandbox.control.reset(agents=70, leads=10, seed=3)
+    return sandbox
+
+
+def test_an_agent_group_written_again_still_names_the_connection(
+    seventy_agents, connection, monkeypatch
+):
+    sandbox = seventy_agents
+    # The broker's own agent is on the first page of agents; the second page
+    # has a row the database refuses, so the group of agent pages is rolled
+    # back and written again. The connection's name is stored all the same.
+    monkeypatch.setattr(sync, "PAGE_SIZE", 20)
+    monkeypatch.setattr(sync, "GROUP_PAGES", 3)
+    real_upsert = sync.upsert_agents
+    attempts = []
+
+    def slow_upsert(**kwargs):
+        time.sleep(0.15)  # the next page is fetched by then: one group
+        attempts.append((kwargs["records"][0]["id"], kwargs.get("savepoint", True)))
+        return real_upsert(**kwargs)
+
+    monkeypatch.setattr(sync, "upsert_agents", slow_upsert)
+    refused = sandbox.control.agents()[25]["id"]
+    real_rows_for = sync._Upsert.rows_for
+    hash_at = sync._AGENT_UPSERT.columns.index("content_hash")
+
+    def rows_for(self, *args):
+        params = real_rows_for(self, *args)
+
+        def refusing(cinc_id, values):
+            row = params(cinc_id, values)
+            if cinc_id == refused:
+                row[hash_at] = None
+            return row
+
+        return refusing
+
+    monkeypatch.setattr(sync._Upsert, "rows_for", rows_for)
+    assert connection.cinc_agent_id in {a["id"] for a in sandbox.control.agents()[:20]}
+
+    run = run_sync(connection)
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert [saved for _, saved in attempts[:4]] == [False, False, True, True]
+    assert run.record_errors == 1
+    connection.refresh_from_db()
+    assert connection.cinc_agent_name
+
+
 def test_a_group_whose_commit_fails_leaves_the_run_where_the_group_began(
     connection, sandbox, slow_lead_writes, monkeypatch
 ):
