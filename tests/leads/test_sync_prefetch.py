@@ -238,19 +238,14 @@ def test_a_page_failing_inside_a_group_keeps_the_pages_before_it(
     assert mirror(connection) == upstream(sandbox)
 
 
-def test_a_row_refused_inside_a_group_is_counted_and_the_group_kept(
-    connection, sandbox, slow_lead_writes, monkeypatch
-):
-    # The database refuses one lead of the second page (its content hash
-    # sent as NULL): the group, written without savepoints, is rolled back
-    # and written again page by page, the refused lead counted as an error.
-    monkeypatch.setattr(sync, "GROUP_PAGES", 3)
-    refused = sandbox.control.leads()[25]["id"]
+def refuse_row(monkeypatch, refused):
+    """Make the database refuse the agent or lead row of CINC id ``refused``
+    (its content hash is sent as NULL, which the column does not allow)."""
     real_rows_for = sync._Upsert.rows_for
-    hash_at = sync._LEAD_UPSERT.columns.index("content_hash")
 
     def rows_for(self, *args):
         params = real_rows_for(self, *args)
+        hash_at = self.columns.index("content_hash")
 
         def refusing(cinc_id, values):
             row = params(cinc_id, values)
@@ -261,6 +256,17 @@ def test_a_row_refused_inside_a_group_is_counted_and_the_group_kept(
         return refusing
 
     monkeypatch.setattr(sync._Upsert, "rows_for", rows_for)
+
+
+def test_a_row_refused_inside_a_group_is_counted_and_the_group_kept(
+    connection, sandbox, slow_lead_writes, monkeypatch
+):
+    # The database refuses one lead of the second page (its content hash
+    # sent as NULL): the group, written without savepoints, is rolled back
+    # and written again page by page, the refused lead counted as an error.
+    monkeypatch.setattr(sync, "GROUP_PAGES", 3)
+    refused = sandbox.control.leads()[25]["id"]
+    refuse_row(monkeypatch, refused)
 
     run = run_sync(connection)
 
@@ -304,21 +310,7 @@ def test_an_agent_group_written_again_still_names_the_connection(
 
     monkeypatch.setattr(sync, "upsert_agents", slow_upsert)
     refused = sandbox.control.agents()[25]["id"]
-    real_rows_for = sync._Upsert.rows_for
-    hash_at = sync._AGENT_UPSERT.columns.index("content_hash")
-
-    def rows_for(self, *args):
-        params = real_rows_for(self, *args)
-
-        def refusing(cinc_id, values):
-            row = params(cinc_id, values)
-            if cinc_id == refused:
-                row[hash_at] = None
-            return row
-
-        return refusing
-
-    monkeypatch.setattr(sync._Upsert, "rows_for", rows_for)
+    refuse_row(monkeypatch, refused)
     assert connection.cinc_agent_id in {a["id"] for a in sandbox.control.agents()[:20]}
 
     run = run_sync(connection)
