@@ -5,9 +5,9 @@ Raw lead records made by the sandbox's seed generator go through
 them, committed ten pages at a time, as the sync commits pages that were
 fetched before it could write them) three times: into an empty mirror,
 again with nothing changed, and again with 1% of the leads changed (their
-status, which also writes history rows). Every INSERT/UPDATE/DELETE statement is counted with an
-execute wrapper, so "an unchanged re-sync writes zero rows" is checked, not
-assumed.
+status, which also writes history rows). Every INSERT, UPDATE, DELETE and
+COPY is counted (``support.counting_writes``), so "an unchanged re-sync
+writes zero rows" is checked, not assumed.
 
 The naive loop parses the same records with the same code and calls
 ``Lead.objects.update_or_create`` once per row, first into another empty

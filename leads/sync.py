@@ -525,7 +525,9 @@ class _Upsert:
     alone, 20,000 leads into an empty table), and on PostgreSQL the
     speculative insertion it needs cost about 20 us a lead. A row inserted
     by someone else between the read and the write makes the plain INSERT
-    fail; the page is then written row by row with the upsert.
+    fail; the page is then written row by row with the upsert (or, written
+    without a savepoint, the refusal goes up to the sync, which writes the
+    page again with one).
 
     Django's ``bulk_create(update_conflicts=True)`` writes the same rows,
     but builds the SQL one value at a time (36 columns x 500 rows through
