@@ -102,7 +102,7 @@ def _steps_text(steps):
 
 def _writes(figures):
     lines = ["### Writes", ""]
-    shares, ceilings = [], []
+    shares, ceilings, probes = [], [], []
     for db in _ordered(figures):
         data = figures[db]
         if "skipped" in data:
@@ -125,7 +125,7 @@ def _writes(figures):
                 )
                 + ")"
             )
-        steps = data["passes"]["initial"].get("steps_us_per_lead")
+        steps = _steps_of(data)
         where = (
             f" A lead of the empty-mirror pass: {_steps_text(steps)}." if steps else ""
         )
@@ -137,6 +137,9 @@ def _writes(figures):
         ceiling = _ceiling(name, data, steps)
         if ceiling:
             ceilings.append(ceiling)
+        probe = _unindexed_text(name, data)
+        if probe:
+            probes.append(probe)
     lines += [
         "",
         "Why: a new lead costs the database's own work, which the naive "
@@ -162,6 +165,11 @@ def _writes(figures):
         "",
         "How far the target is from reach, from this run's own figures: "
         + "; ".join(ceilings or ["not computed"])
+        + ". What the indexes cost, measured in this run (the same leads "
+        "into a `leads_lead` without the indexes that back neither its "
+        "primary key nor a unique constraint, then those indexes built over "
+        "the rows): "
+        + "; ".join(probes or ["not measured"])
         + ". The naive loop's rate on PostgreSQL is set by one commit (one "
         "write-ahead log flush to disk) per lead, and varied between 250 and "
         "380 leads/s across runs on this machine, so its ratio moves with it "
@@ -213,19 +221,17 @@ def _writes(figures):
         "value so a bad record is counted, not stored. Both were made "
         "cheaper at commits 71e3607 and d23fc18 (a record's canonical JSON "
         "written by orjson, byte for byte what `json.dumps` wrote: the hash "
-        "13.4 -> 5.4 µs a lead; a row's parameters 7.8 -> 6.5 µs). Only "
-        "dropping the list indexes would bring SQLite near 20× (the replayed "
-        "inserts took 36 µs a lead with them, 20 µs with none of the twelve; "
-        "with this run's Python work that is about 60 µs a lead in all), "
-        "and every sorted or filtered list page would then read the whole "
-        "book, for a gain a first sync never sees: it is paced by CINC's "
-        "limit. Building the twelve after the load instead (drop them when "
-        "the table is empty, create them when the walk ends) measured 38 µs "
-        "a lead with them kept against 30 µs in all, 13 µs of it the "
-        "build, three runs each: not done, because it changes the schema "
-        "while the portal runs (a first sync that crashes leaves the leads "
-        "list without its indexes until the next sync, and a migration that "
-        "touches one fails meanwhile) for 8 µs a lead, still short of 20×. "
+        "13.4 -> 5.4 µs a lead; a row's parameters 7.8 -> 6.5 µs). The "
+        "index probe above shows what is left on the database's side. "
+        "Keeping no secondary index would make every sorted or filtered "
+        "list page read the whole book, for a gain a first sync never sees: "
+        "it is paced by CINC's limit. Building the indexes after a first load instead "
+        "(drop them while the table is empty, create them when the walk "
+        "ends) gives the probe's second figure, and is not done: it changes the schema while the portal "
+        "runs (a first sync that crashes leaves the leads list without its "
+        "indexes until the next sync, and a migration that touches one "
+        "fails meanwhile), and the leads list of a broker whose first sync "
+        "is still running would sort the whole mirror on every page. "
         "Dropping PostgreSQL's three "
         "foreign keys to the agents cut "
         "its commit from 10 to 5 µs a lead, with the pass's total within the "
@@ -242,6 +248,15 @@ def _writes(figures):
         "at best), far below either database's rate here.",
     ]
     return lines
+
+
+def _steps_of(data):
+    """Microseconds a lead in each step of the empty-mirror pass: from the
+    steps probe, or (figures of runs before it) from the pass itself."""
+    probe = data.get("steps") or {}
+    return probe.get("steps_us_per_lead") or data["passes"]["initial"].get(
+        "steps_us_per_lead"
+    )
 
 
 def _ceiling(name, data, steps):
@@ -272,6 +287,21 @@ def _ceiling(name, data, steps):
         if 0 < left < steps["hash"]:
             text += f": less than hashing a record alone ({steps['hash']:.1f} µs)"
     return text
+
+
+def _unindexed_text(name, data):
+    """The unindexed probe's figures against the naive loop, or None."""
+    probe = data.get("unindexed")
+    ratio = data.get("ratio") or {}
+    if not probe or ratio.get("unindexed") is None:
+        return None
+    return (
+        f"on {name}, without its {len(probe['dropped'])} secondary indexes "
+        f"{probe['rows_per_s']:,} leads/s ({ratio['unindexed']}×), and "
+        f"{probe['rows_per_s_with_build']:,} leads/s "
+        f"({ratio['unindexed_with_build']}×) counting the "
+        f"{probe['build_seconds']:.1f} s their build then took"
+    )
 
 
 def _index_note(figures):

@@ -42,6 +42,8 @@ QUICK = {
 TIMEOUTS = {
     "sync": 600,
     "writes": 1200,
+    "writes-steps": 600,
+    "writes-unindexed": 600,
     "memory": 600,
     "pages-seed": 600,
     "pages": 600,
@@ -182,7 +184,7 @@ def _per_database(dbs, body, store):
     for kind in dbs:
         try:
             with store.use(kind) as (env, notes):
-                figures[kind] = body(env, notes)
+                figures[kind] = body(kind, env, notes)
         except databases.DatabaseUnavailable as exc:
             say(f"skipping {kind}: {exc}")
             figures[kind] = {"skipped": str(exc)}
@@ -190,10 +192,23 @@ def _per_database(dbs, body, store):
 
 
 def bench_writes(sizes, dbs, store):
-    def body(env, notes):
+    def body(kind, env, notes):
         figures = run_worker("writes", sizes["writes"], env)
         notes["writes_broker"] = figures["broker"]
         notes["writes_leads"] = figures["leads"]
+        # The probes write the same leads again, each into a database of
+        # its own (the shared one is kept for the pages benchmark).
+        probe = {"leads": sizes["writes"]["leads"]}
+        for key, task in (("steps", "writes-steps"), ("unindexed", "writes-unindexed")):
+            say(f"writes: probe {task}")
+            with databases.scratch_database(kind) as probe_env:
+                figures[key] = run_worker(task, probe, probe_env)
+        naive = figures["naive"]["insert"]["rows_per_s"]
+        unindexed = figures["unindexed"]
+        figures["ratio"]["unindexed"] = round(unindexed["rows_per_s"] / naive, 1)
+        figures["ratio"]["unindexed_with_build"] = round(
+            unindexed["rows_per_s_with_build"] / naive, 1
+        )
         return figures
 
     return _per_database(dbs, body, store)
@@ -202,7 +217,7 @@ def bench_writes(sizes, dbs, store):
 def bench_pages(sizes, dbs, store):
     params = sizes["pages"]
 
-    def body(env, notes):
+    def body(kind, env, notes):
         seed_params = {"leads": params["leads"]}
         if notes.get("writes_leads") == params["leads"]:
             seed_params["adopt"] = notes["writes_broker"]

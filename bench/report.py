@@ -420,6 +420,7 @@ def _writes_section(figures):
                     "1×",
                 )
             )
+        rows += _probe_rows(data)
         group = data.get("pages_per_commit")
         committed = (
             f", {group} pages a transaction (as the sync commits pages fetched "
@@ -454,9 +455,63 @@ def _writes_section(figures):
             f"{_num(data['leads'])} leads. Ratios compare leads per second; the "
             "re-sync passes are compared with the naive loop over rows it had "
             "already written."
+            + (
+                " The probes wrote the same leads, each into a new database of "
+                "its own: one with a timer on each step of `upsert_leads` "
+                "(the timers themselves cost a few percent, so the passes "
+                "above run without them), one into a `leads_lead` stripped of "
+                "the indexes that back neither its primary key nor a unique "
+                "constraint, which were then built again over the rows "
+                "written."
+                if data.get("steps") or data.get("unindexed")
+                else ""
+            )
         )
         lines.append("")
     return lines
+
+
+def _probe_rows(data):
+    """Table rows of the writes probes (each in a database of its own)."""
+    rows = []
+    steps = data.get("steps")
+    if steps:
+        rows.append(
+            (
+                "probe: empty mirror, each step of `upsert_leads` timed",
+                "",
+                _num(steps["rows_per_s"]),
+                f"{steps['leads']}/0/0",
+                "",
+                "",
+            )
+        )
+    unindexed = data.get("unindexed")
+    if unindexed:
+        dropped = len(unindexed["dropped"])
+        rows.append(
+            (
+                f"probe: empty mirror, `leads_lead` without its {dropped} "
+                "secondary indexes",
+                _num(unindexed["seconds"], 2),
+                _num(unindexed["rows_per_s"]),
+                f"{unindexed['created']}/0/0",
+                "",
+                f"{data['ratio'].get('unindexed')}×",
+            )
+        )
+        rows.append(
+            (
+                f"probe: the same, then the {dropped} indexes built "
+                f"({_num(unindexed['build_seconds'], 2)} s)",
+                _num(unindexed["seconds"] + unindexed["build_seconds"], 2),
+                _num(unindexed["rows_per_s_with_build"]),
+                "",
+                "",
+                f"{data['ratio'].get('unindexed_with_build')}×",
+            )
+        )
+    return rows
 
 
 def _statements(statements):

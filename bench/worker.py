@@ -15,6 +15,8 @@ import time
 
 TASKS = {
     "writes": ("bench.writes", "run"),
+    "writes-steps": ("bench.writes", "run_steps"),
+    "writes-unindexed": ("bench.writes", "run_unindexed"),
     "sync": ("bench.sync_floor", "run"),
     "memory": ("bench.memory", "run"),
     "pages-seed": ("bench.pages", "seed"),

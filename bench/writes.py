@@ -13,10 +13,19 @@ The naive loop parses the same records with the same code and calls
 ``Lead.objects.update_or_create`` once per row, first into another empty
 mirror, then again over the rows it wrote. It runs on a sample (the first
 ``naive_sample`` records) and its rate is compared with the bulk rate.
+
+Two probes run each in a database of their own, after ``run``:
+``run_steps`` writes the same leads into an empty mirror with a timer on
+each step of ``upsert_leads`` (where a lead's time goes; the timers cost
+about 5% of the pass, so the passes of ``run`` go without them), and
+``run_unindexed`` writes them into a ``leads_lead`` stripped of its
+secondary indexes, then builds those back: what the database's index work
+costs, measured rather than estimated.
 """
 
 import copy
 import logging
+from contextlib import nullcontext
 
 from django.db import connection as db
 
@@ -86,20 +95,22 @@ def _write_steps():
     }
 
 
-def bulk_pass(connection, records, page_size=PAGE_SIZE):
+def bulk_pass(connection, records, page_size=PAGE_SIZE, *, steps=False):
     """Upsert ``records`` page by page, committed as the sync commits pages
     that arrive faster than it writes them: ``GROUP_PAGES`` pages a
-    transaction, written without savepoints; figures of the pass."""
+    transaction, written without savepoints; figures of the pass.
+    ``steps=True`` also times each step of ``upsert_leads``."""
     from django.db import transaction
 
     from leads.sync import GROUP_PAGES, BackgroundCheckpoints, upsert_leads
 
     created = updated = unchanged = history = 0
     pages = support.pages_of(records, page_size)
+    timers = support.time_spent_in(_write_steps()) if steps else nullcontext({})
     with (
         BackgroundCheckpoints(),
         support.counting_writes() as writes,
-        support.time_spent_in(_write_steps()) as spent,
+        timers as spent,
         support.Stopwatch() as clock,
     ):
         for group in support.pages_of(list(pages), GROUP_PAGES):
@@ -112,7 +123,7 @@ def bulk_pass(connection, records, page_size=PAGE_SIZE):
                     updated += counts.updated
                     unchanged += counts.unchanged
                     history += counts.history
-    return {
+    figures = {
         "records": len(records),
         "seconds": round(clock.seconds, 3),
         "rows_per_s": round(len(records) / clock.seconds),
@@ -123,8 +134,10 @@ def bulk_pass(connection, records, page_size=PAGE_SIZE):
         "write_statements": dict(writes.statements),
         "lead_write_statements": writes.total(LEAD_TABLE),
         "rows_written": dict(writes.rows),
-        "steps_us_per_lead": _per_lead(spent, clock.seconds, len(records)),
     }
+    if steps:
+        figures["steps_us_per_lead"] = _per_lead(spent, clock.seconds, len(records))
+    return figures
 
 
 def _per_lead(spent, seconds, leads):
@@ -178,19 +191,29 @@ def naive_pass(connection, records):
     }
 
 
+def _mirrors(agent_records, *prefixes):
+    """A plain connection (with its agents mirrored) per broker prefix."""
+    from leads.sync import upsert_agents
+
+    connections = []
+    for prefix in prefixes:
+        connection = support.plain_connection(support.make_broker(prefix))
+        upsert_agents(connection=connection, records=agent_records)
+        connections.append(connection)
+    return connections
+
+
 def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None):
     """Run the writes benchmark on the configured database; return figures."""
-    from leads.sync import GROUP_PAGES, upsert_agents
+    from leads.sync import GROUP_PAGES
 
     say = progress or (lambda message: None)
     agent_records, records = support.sandbox_records(leads)
     changed, changed_count = changed_copy(records)
-    broker = support.make_broker("writes")
-    bulk = support.plain_connection(broker)
-    # Another broker's mirror, so the pages benchmark can adopt the bulk one.
-    naive = support.plain_connection(support.make_broker("naive"))
-    for connection in (bulk, naive):
-        upsert_agents(connection=connection, records=agent_records)
+    # Another broker's mirror for the naive loop, so the pages benchmark
+    # can adopt the bulk one.
+    bulk, naive = _mirrors(agent_records, "writes", "naive")
+    broker = bulk.broker
 
     say(f"writes: {len(records):,} leads into an empty mirror")
     passes = {"initial": bulk_pass(bulk, records, page_size)}
@@ -235,3 +258,84 @@ def run(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None
 
 def _ratio(bulk, naive):
     return round(bulk["rows_per_s"] / naive["rows_per_s"], 1)
+
+
+def run_steps(*, leads=100_000, page_size=PAGE_SIZE, progress=None):
+    """Where a lead's write time goes: the empty-mirror pass, then the
+    unchanged one, with a timer on each step of ``upsert_leads``."""
+    say = progress or (lambda message: None)
+    agent_records, records = support.sandbox_records(leads)
+    (connection,) = _mirrors(agent_records, "steps")
+    say(f"writes: {len(records):,} leads into an empty mirror, each step timed")
+    initial = bulk_pass(connection, records, page_size, steps=True)
+    say("writes: the same leads again, each step timed")
+    unchanged = bulk_pass(connection, records, page_size, steps=True)
+    return {
+        "leads": len(records),
+        "rows_per_s": initial["rows_per_s"],
+        "steps_us_per_lead": initial["steps_us_per_lead"],
+        "unchanged_steps_us_per_lead": unchanged["steps_us_per_lead"],
+    }
+
+
+def secondary_indexes():
+    """[(name, CREATE INDEX statement)] of the indexes on ``leads_lead``
+    that back neither its primary key nor a unique constraint: the ones a
+    new lead only pays for so that pages are fast."""
+    with db.cursor() as cursor:
+        constraints = db.introspection.get_constraints(cursor, LEAD_TABLE)
+        if db.vendor == "postgresql":
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
+                [LEAD_TABLE],
+            )
+        else:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name = %s",
+                [LEAD_TABLE],
+            )
+        statements = dict(cursor.fetchall())
+    return sorted(
+        (name, statements[name])
+        for name, constraint in constraints.items()
+        if constraint["index"]
+        and not constraint["unique"]
+        and not constraint["primary_key"]
+        and statements.get(name)
+    )
+
+
+def run_unindexed(*, leads=100_000, page_size=PAGE_SIZE, progress=None):
+    """The empty-mirror pass into a ``leads_lead`` without its secondary
+    indexes, then the time to build them over the rows written: what the
+    index work costs a new lead, and what building the indexes after a
+    first load (instead of keeping them during it) would give. This
+    database is its own: nothing else reads it afterwards."""
+    from django.db import transaction
+
+    say = progress or (lambda message: None)
+    agent_records, records = support.sandbox_records(leads)
+    (connection,) = _mirrors(agent_records, "unindexed")
+    indexes = secondary_indexes()
+    quote = db.ops.quote_name
+    with db.cursor() as cursor:
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {quote(name)}")
+    say(f"writes: {len(records):,} leads without {len(indexes)} secondary indexes")
+    figures = bulk_pass(connection, records, page_size)
+    say(f"writes: building the {len(indexes)} indexes over them")
+    with support.Stopwatch() as build:
+        with transaction.atomic(), db.cursor() as cursor:
+            for _, statement in indexes:
+                cursor.execute(statement)
+    total = figures["seconds"] + build.seconds
+    return {
+        "leads": len(records),
+        "dropped": [name for name, _ in indexes],
+        "seconds": figures["seconds"],
+        "rows_per_s": figures["rows_per_s"],
+        "created": figures["created"],
+        "build_seconds": round(build.seconds, 3),
+        "rows_per_s_with_build": round(len(records) / total),
+    }

@@ -45,7 +45,7 @@ def test_an_unreachable_postgresql_is_skipped_with_a_note(monkeypatch):
     with contextlib.ExitStack() as stack:
         store = cli.Databases(stack, shared=True)
         figures = cli._per_database(
-            ["postgresql"], lambda env, notes: {"ran": True}, store
+            ["postgresql"], lambda kind, env, notes: {"ran": True}, store
         )
 
     assert "skipped" in figures["postgresql"]

@@ -162,3 +162,39 @@ def test_the_write_ceiling_says_when_python_cannot_fit():
     assert "leaves 10.5 µs for the Python work" in text
     assert "less than hashing a record alone (14.0 µs)" in text
     assert analysis._ceiling("SQLite", {"naive": {}}, steps) is None
+
+
+def test_the_index_probe_is_shown_against_the_naive_loop():
+    data = {
+        "ratio": {"unindexed": 23.5, "unindexed_with_build": 19.0},
+        "unindexed": {
+            "leads": 100_000,
+            "dropped": ["lead_by_name", "lead_facets"],
+            "seconds": 4.99,
+            "rows_per_s": 20_053,
+            "created": 100_000,
+            "build_seconds": 1.19,
+            "rows_per_s_with_build": 16_183,
+        },
+        "steps": {"leads": 100_000, "rows_per_s": 13_600, "steps_us_per_lead": {}},
+    }
+
+    text = analysis._unindexed_text("SQLite", data)
+    rows = report._probe_rows(data)
+
+    assert text == (
+        "on SQLite, without its 2 secondary indexes 20,053 leads/s (23.5×), "
+        "and 16,183 leads/s (19.0×) counting the 1.2 s their build then took"
+    )
+    assert [row[2] for row in rows] == ["13,600", "20,053", "16,183"]
+    assert [row[5] for row in rows] == ["", "23.5×", "19.0×"]
+    assert analysis._unindexed_text("SQLite", {"ratio": {}}) is None
+
+
+def test_the_steps_come_from_the_probe_or_from_an_older_runs_pass():
+    steps = {"hash": 6.0}
+    older = {"passes": {"initial": {"steps_us_per_lead": steps}}}
+    newer = {"passes": {"initial": {}}, "steps": {"steps_us_per_lead": steps}}
+
+    assert analysis._steps_of(older) == steps
+    assert analysis._steps_of(newer) == steps
