@@ -109,9 +109,15 @@ def _writes(figures):
             continue
         name = _DB_NAMES.get(db, db)
         ratio = data["ratio"]
+        pairs = len(data.get("pairs") or [])
         parts = []
         for key, label in (
-            ("initial", "empty mirror"),
+            (
+                "initial",
+                f"empty mirror (median of {pairs} paired runs)"
+                if pairs > 1
+                else "empty mirror",
+            ),
             ("unchanged", "unchanged re-sync"),
             ("changed_1pct", "1% changed"),
         ):

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,13 +28,13 @@ DATABASES = ("sqlite", "postgresql")
 
 FULL = {
     "sync": {"leads": 50_000},
-    "writes": {"leads": 100_000, "naive_sample": 3_000},
+    "writes": {"leads": 100_000, "naive_sample": 3_000, "pairs": 3},
     "memory": {"sizes": [25_000, 50_000, 100_000]},
     "pages": {"leads": 100_000, "repeats": 30, "deep_page": 1_500},
 }
 QUICK = {
     "sync": {"leads": 3_000},
-    "writes": {"leads": 2_000, "naive_sample": 300},
+    "writes": {"leads": 2_000, "naive_sample": 300, "pairs": 2},
     "memory": {"sizes": [1_000, 2_000]},
     "pages": {"leads": 2_000, "repeats": 3, "deep_page": 30},
 }
@@ -42,6 +43,7 @@ QUICK = {
 TIMEOUTS = {
     "sync": 600,
     "writes": 1200,
+    "writes-pair": 900,
     "writes-steps": 600,
     "writes-unindexed": 600,
     "memory": 600,
@@ -192,13 +194,30 @@ def _per_database(dbs, body, store):
 
 
 def bench_writes(sizes, dbs, store):
+    params = dict(sizes["writes"])
+    pairs = params.pop("pairs", 1)
+
     def body(kind, env, notes):
-        figures = run_worker("writes", sizes["writes"], env)
+        figures = run_worker("writes", params, env)
         notes["writes_broker"] = figures["broker"]
         notes["writes_leads"] = figures["leads"]
-        # The probes write the same leads again, each into a database of
-        # its own (the shared one is kept for the pages benchmark).
-        probe = {"leads": sizes["writes"]["leads"]}
+        # More paired runs of the empty-mirror target, then the probes: the
+        # same leads again, each into a database of its own (the shared one
+        # is kept for the pages benchmark).
+        first = {
+            "bulk_rows_per_s": figures["passes"]["initial"]["rows_per_s"],
+            "naive_rows_per_s": figures["naive"]["insert"]["rows_per_s"],
+            "ratio": figures["ratio"]["initial"],
+        }
+        figures["pairs"] = [first]
+        for number in range(2, pairs + 1):
+            say(f"writes: paired run {number} of {pairs}")
+            with databases.scratch_database(kind) as pair_env:
+                figures["pairs"].append(run_worker("writes-pair", params, pair_env))
+        figures["ratio"]["initial"] = statistics.median(
+            pair["ratio"] for pair in figures["pairs"]
+        )
+        probe = {"leads": params["leads"]}
         for key, task in (("steps", "writes-steps"), ("unindexed", "writes-unindexed")):
             say(f"writes: probe {task}")
             with databases.scratch_database(kind) as probe_env:

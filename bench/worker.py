@@ -15,6 +15,7 @@ import time
 
 TASKS = {
     "writes": ("bench.writes", "run"),
+    "writes-pair": ("bench.writes", "run_pair"),
     "writes-steps": ("bench.writes", "run_steps"),
     "writes-unindexed": ("bench.writes", "run_unindexed"),
     "sync": ("bench.sync_floor", "run"),

@@ -339,3 +339,25 @@ def run_unindexed(*, leads=100_000, page_size=PAGE_SIZE, progress=None):
         "build_seconds": round(build.seconds, 3),
         "rows_per_s_with_build": round(len(records) / total),
     }
+
+
+def run_pair(*, leads=100_000, naive_sample=5_000, page_size=PAGE_SIZE, progress=None):
+    """One more paired measurement of the empty-mirror target: the bulk
+    pass into an empty mirror, then the naive loop on its sample right
+    after it, in this process's own database. On a shared host the rate
+    of either can move by 10-20% from one minute to the next; pairs
+    measured back to back and the median of their ratios keep one slow
+    minute from deciding the verdict."""
+    say = progress or (lambda message: None)
+    agent_records, records = support.sandbox_records(leads)
+    bulk, naive = _mirrors(agent_records, "pair", "pair-naive")
+    say(f"writes: paired run, {len(records):,} leads into an empty mirror")
+    initial = bulk_pass(bulk, records, page_size)
+    sample = records[: min(naive_sample, len(records))]
+    say(f"writes: paired run, naive loop on {len(sample):,} leads")
+    insert = naive_pass(naive, sample)
+    return {
+        "bulk_rows_per_s": initial["rows_per_s"],
+        "naive_rows_per_s": insert["rows_per_s"],
+        "ratio": _ratio(initial, insert),
+    }

@@ -79,3 +79,26 @@ def test_render_rewrites_the_document_from_its_own_figures(tmp_path):
     assert "stale text" not in text
     assert "ran out of time" in text
     assert report.load_results(path) == failed
+
+
+def test_the_writes_benchmark_judges_the_median_of_its_paired_runs():
+    sizes = {"writes": {"leads": 60, "naive_sample": 10, "page_size": 20, "pairs": 2}}
+
+    with contextlib.ExitStack() as stack:
+        store = cli.Databases(stack, shared=False)
+        figures = cli.bench_writes(sizes, ["sqlite"], store)["sqlite"]
+
+    pairs = figures["pairs"]
+    assert len(pairs) == 2
+    assert pairs[0]["ratio"] == round(
+        figures["passes"]["initial"]["rows_per_s"]
+        / figures["naive"]["insert"]["rows_per_s"],
+        1,
+    )
+    assert pairs[1]["bulk_rows_per_s"] > 0 and pairs[1]["naive_rows_per_s"] > 0
+    assert figures["ratio"]["initial"] == (pairs[0]["ratio"] + pairs[1]["ratio"]) / 2
+    assert figures["steps"]["steps_us_per_lead"]["statement"] > 0
+    assert figures["unindexed"]["created"] == 60
+    assert figures["ratio"]["unindexed"] > 0
+    # The sizes are not changed for the next database.
+    assert sizes["writes"]["pairs"] == 2

@@ -198,3 +198,29 @@ def test_the_steps_come_from_the_probe_or_from_an_older_runs_pass():
 
     assert analysis._steps_of(older) == steps
     assert analysis._steps_of(newer) == steps
+
+
+def test_the_empty_mirror_verdict_is_the_median_of_the_paired_runs():
+    pairs = [
+        {"bulk_rows_per_s": 13_551, "naive_rows_per_s": 727, "ratio": 18.6},
+        {"bulk_rows_per_s": 12_000, "naive_rows_per_s": 800, "ratio": 15.0},
+        {"bulk_rows_per_s": 14_000, "naive_rows_per_s": 650, "ratio": 21.5},
+    ]
+    figures = {
+        "ratio": {"initial": 18.6, "unchanged": 60.0, "changed_1pct": 50.0},
+        "pairs": pairs,
+        "passes": {
+            "initial": {"rows_per_s": 13_551},
+            "unchanged": {"rows_per_s": 60_000, "write_statements": {}},
+            "changed_1pct": {"rows_per_s": 50_000},
+        },
+        "naive": {"insert": {"rows_per_s": 727}, "update": {"rows_per_s": 1_000}},
+        "unchanged_writes_zero": True,
+    }
+    results = {"writes": {"figures": {"sqlite": figures}}}
+
+    rows = {target: (shown, ok) for _b, target, shown, ok in report.targets(results)}
+
+    shown, ok = rows["SQLite: bulk ≥ 20× naive loop (empty mirror)"]
+    assert shown == "18.6×, the median of 3 paired runs (18.6×, 15.0×, 21.5×)"
+    assert ok is False
