@@ -58,7 +58,11 @@ class WorkerFailed(Exception):
 
 
 def say(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(
+        f"[{time.strftime('%H:%M:%S', time.gmtime())}] {message}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def sizes_for(args):

@@ -27,7 +27,11 @@ TASKS = {
 
 
 def say(message):
-    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(
+        f"  [{time.strftime('%H:%M:%S', time.gmtime())}] {message}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def setup_django(*, migrate=True):
