@@ -1527,7 +1527,10 @@ class _Sync:
             # thread, while the page was written): never rolled back.
             if name not in EVENT_COUNTERS:
                 setattr(self.run, name, value)
-        self.notes = notes
+        # A copy: the pages written after a restore add their notes to
+        # self.notes, and a second restore to the same point (a group
+        # written again whose commit fails too) must not keep them.
+        self.notes = list(notes)
 
     # The run.
 

@@ -17,6 +17,7 @@ from django import db
 from django.db import transaction
 
 from cinc.client import CincClient
+from cinc.errors import RecordError
 from leads import sync
 from leads.models import Lead, LeadChange, SyncRun, SyncRunPage
 
@@ -351,3 +352,42 @@ def test_a_group_whose_commit_fails_leaves_the_run_where_the_group_began(
     )
     assert Lead.objects.count() == 0
     assert not SyncRunPage.objects.filter(run=run, phase="leads").exists()
+
+
+def test_a_group_written_again_whose_commit_fails_keeps_no_note_of_its_pages(
+    connection, sandbox, slow_lead_writes, monkeypatch
+):
+    monkeypatch.setattr(sync, "GROUP_PAGES", 2)
+    leads = sandbox.control.leads()
+    # One unreadable lead on page 1 (committed with the first group), one
+    # on page 3 (the second group, which is lost).
+    kept, lost = leads[5]["id"], leads[45]["id"]
+    real_parse = sync.parse_lead
+
+    def parse(raw):
+        if isinstance(raw, dict) and raw.get("id") in (kept, lost):
+            raise RecordError("unreadable on purpose", record_id=raw["id"])
+        return real_parse(raw)
+
+    monkeypatch.setattr(sync, "parse_lead", parse)
+    # Page 4 fails, so pages 3 and 4 are rolled back and page 3 is written
+    # again in a savepoint; then the commit of that rewrite fails.
+    slow_lead_writes["fail_on"] = 4
+    main = db.connections["default"]
+    real_commit = main.commit
+    failed = []
+
+    def commit():
+        if slow_lead_writes["attempts"][-1:] == [(3, True)] and not failed:
+            failed.append(True)
+            raise db.OperationalError("disk I/O error")
+        return real_commit()
+
+    monkeypatch.setattr(main, "commit", commit)
+
+    run = run_sync(connection)
+
+    assert failed and run.status == SyncRun.Status.FAILED
+    assert (run.record_errors, run.next_offset) == (1, 40)
+    assert kept in run.error
+    assert lost not in run.error
