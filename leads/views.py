@@ -630,27 +630,34 @@ def agent_detail(request, uuid):
 
 
 def _creating_connection(request, connections):
-    """The connection the form is for: the one named (404 if not the
-    broker's), else the first that may create leads, else the first."""
+    """(connection, named): the connection the form is for and whether the
+    request named it. The one named (404 if not the broker's), else the
+    first that may create leads, else the first."""
     value = request.POST.get("connection") or request.GET.get("connection")
     if value:
         chosen = selectors.owned_uuid(
             broker=request.user, model=Connection, value=value
         )
         if chosen is not None:
-            return chosen
+            return chosen, True
         messages.warning(request, "That CINC site link was not valid.")
     for connection in connections:
         if connection.can_create_leads:
-            return connection
-    return connections[0] if connections else None
+            return connection, False
+    return (connections[0] if connections else None), False
+
+
+SITE_NOT_NAMED = (
+    "The form did not say which CINC site the lead is for. Check the site "
+    "named above and send it again."
+)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def lead_new(request):
     connections = list(connection_selectors.connection_list(broker=request.user))
-    connection = _creating_connection(request, connections)
+    connection, named = _creating_connection(request, connections)
     context = {"connections": connections, "connection": connection}
     if connection is None or not connection.can_create_leads:
         context["unavailable"] = (
@@ -666,6 +673,11 @@ def lead_new(request):
     if request.method != "POST" or not form.is_valid():
         return render(request, "leads/lead_new.html", context)
     if "edit" in request.POST or "fill" in request.POST:
+        return render(request, "leads/lead_new.html", context)
+    if not named:
+        # The form always names its site: a lead is never sent to another
+        # site than the one the broker saw.
+        form.add_error(None, SITE_NOT_NAMED)
         return render(request, "leads/lead_new.html", context)
 
     data = form.lead_fields()

@@ -179,6 +179,28 @@ def test_bad_input_is_refused_before_anything_is_sent(
     assert not LeadWrite.objects.exists()
 
 
+@pytest.mark.parametrize("site", ["garbage", ""])
+def test_a_post_that_does_not_name_its_site_is_not_sent_to_another(
+    broker_client, broker, mirrored, sandbox, site
+):
+    # The broker has a second site that could take the lead too.
+    make_connection(broker)
+    data = form_data(mirrored)
+    data["connection"] = site
+
+    response = broker_client.post(CREATE, data)
+
+    assert response.status_code == 200
+    assert "did not say which CINC site" in response.content.decode()
+    assert b'value="Richmond Hill"' in response.content  # input kept
+    assert lead_create_posts(sandbox) == 0
+    assert not LeadWrite.objects.exists()
+    # Sent again as the form now shows it, the lead is created.
+    data["connection"] = str(response.context["connection"].uuid)
+    assert broker_client.post(CREATE, data).status_code == 302
+    assert lead_create_posts(sandbox) == 1
+
+
 def test_agent_of_another_connection_is_not_a_choice(broker_client, broker, mirrored):
     other_site = make_connection(broker)
     stranger = make_agent(other_site)
