@@ -178,8 +178,9 @@ def _writes(figures):
         + "; ".join(probes or ["not measured"])
         + ". The naive loop's rate on PostgreSQL is set by one commit (one "
         "write-ahead log flush to disk) per lead, and varied between 250 and "
-        "380 leads/s across runs on this machine, so its ratio moves with it "
-        "more than the bulk rate does.",
+        "400 leads/s across runs on this machine, so its ratio moves with it "
+        "more than the bulk rate does (hence the paired runs and their "
+        "median).",
         "",
         "Measured while choosing (100,000 leads into an empty mirror; the "
         "statements alone, replayed with the `sqlite3` module or psycopg, "
