@@ -205,36 +205,51 @@ def bench_writes(sizes, dbs, store):
         figures = run_worker("writes", params, env)
         notes["writes_broker"] = figures["broker"]
         notes["writes_leads"] = figures["leads"]
-        # More paired runs of the empty-mirror target, then the probes: the
-        # same leads again, each into a database of its own (the shared one
-        # is kept for the pages benchmark).
-        first = {
+        return more_writes_runs(kind, figures, params, pairs)
+
+    return _per_database(dbs, body, store)
+
+
+def more_writes_runs(kind, figures, params, pairs):
+    """Add to the writes figures of ``kind`` the other paired runs of the
+    empty-mirror target (its verdict then takes the median ratio) and the
+    two probes: the same leads again, each into a database of its own
+    (the shared one is kept for the pages benchmark). A run that fails is
+    noted and the others go on: the figures already measured are kept."""
+    figures["pairs"] = [
+        {
             "bulk_rows_per_s": figures["passes"]["initial"]["rows_per_s"],
             "naive_rows_per_s": figures["naive"]["insert"]["rows_per_s"],
             "ratio": figures["ratio"]["initial"],
         }
-        figures["pairs"] = [first]
-        for number in range(2, pairs + 1):
-            say(f"writes: paired run {number} of {pairs}")
-            with databases.scratch_database(kind) as pair_env:
-                figures["pairs"].append(run_worker("writes-pair", params, pair_env))
-        figures["ratio"]["initial"] = statistics.median(
-            pair["ratio"] for pair in figures["pairs"]
-        )
-        probe = {"leads": params["leads"]}
-        for key, task in (("steps", "writes-steps"), ("unindexed", "writes-unindexed")):
-            say(f"writes: probe {task}")
-            with databases.scratch_database(kind) as probe_env:
-                figures[key] = run_worker(task, probe, probe_env)
-        naive = figures["naive"]["insert"]["rows_per_s"]
-        unindexed = figures["unindexed"]
+    ]
+    runs = [("pairs", "writes-pair", params)] * (pairs - 1)
+    probe = {key: params[key] for key in ("leads", "page_size") if key in params}
+    runs += [("steps", "writes-steps", probe), ("unindexed", "writes-unindexed", probe)]
+    for key, task, task_params in runs:
+        say(f"writes: {task}")
+        try:
+            with databases.scratch_database(kind) as run_env:
+                result = run_worker(task, task_params, run_env)
+        except (WorkerFailed, databases.DatabaseUnavailable) as exc:
+            say(f"writes: {task} failed: {exc}")
+            figures.setdefault("failed_runs", []).append(f"{task}: {exc}")
+            continue
+        if key == "pairs":
+            figures["pairs"].append(result)
+        else:
+            figures[key] = result
+    figures["ratio"]["initial"] = round(
+        statistics.median(pair["ratio"] for pair in figures["pairs"]), 1
+    )
+    naive = figures["naive"]["insert"]["rows_per_s"]
+    unindexed = figures.get("unindexed")
+    if unindexed:
         figures["ratio"]["unindexed"] = round(unindexed["rows_per_s"] / naive, 1)
         figures["ratio"]["unindexed_with_build"] = round(
             unindexed["rows_per_s_with_build"] / naive, 1
         )
-        return figures
-
-    return _per_database(dbs, body, store)
+    return figures
 
 
 def bench_pages(sizes, dbs, store):

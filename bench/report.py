@@ -498,6 +498,8 @@ def _writes_section(figures):
                 "10-20% from one minute to the next."
             )
             lines.append("")
+        for failed in data.get("failed_runs") or []:
+            lines += [f"Not measured in this run: {failed}", ""]
     return lines
 
 
@@ -511,7 +513,7 @@ def _probe_rows(data):
                 "probe: empty mirror, each step of `upsert_leads` timed",
                 "",
                 _num(steps["rows_per_s"]),
-                f"{steps['leads']}/0/0",
+                f"{_num(steps['leads'])}/0/0",
                 "",
                 "",
             )
@@ -525,7 +527,7 @@ def _probe_rows(data):
                 "secondary indexes",
                 _num(unindexed["seconds"], 2),
                 _num(unindexed["rows_per_s"]),
-                f"{unindexed['created']}/0/0",
+                f"{_num(unindexed['created'])}/0/0",
                 "",
                 f"{data['ratio'].get('unindexed')}×",
             )
@@ -733,11 +735,27 @@ def _duration(results):
     return (
         f"The runs below took {seconds / 60:.0f} minutes in all ({parts} "
         "minutes). Most of it is writing: the writes benchmark writes its "
-        "100,000 leads eight times on each of two databases (three passes, "
-        "two more paired runs, three probe passes) and the memory benchmark "
+        f"100,000 leads {_writes_times(results)} on each of two databases and "
+        "the memory benchmark "
         "syncs 175,000 leads in three processes. On a busy machine it takes "
         "longer."
     )
+
+
+def _writes_times(results):
+    """How many times the writes benchmark wrote its leads on a database."""
+    figures = _figures(results, "writes") or {}
+    for data in figures.values():
+        if "skipped" in data:
+            continue
+        pairs = len(data.get("pairs") or [1]) - 1
+        probes = 2 * bool(data.get("steps")) + bool(data.get("unindexed"))
+        if pairs or probes:
+            return (
+                f"{3 + pairs + probes} times (three passes, {pairs} more paired "
+                f"runs, {probes} probe passes)"
+            )
+    return "three times"
 
 
 def render(results):
