@@ -14,7 +14,10 @@ The naive loop parses the same records with the same code and calls
 mirror, then again over the rows it wrote. It runs on a sample (the first
 ``naive_sample`` records) and its rate is compared with the bulk rate.
 
-Two probes run each in a database of their own, after ``run``:
+The empty-mirror pass and the naive loop right after it make a pair;
+``run_pair`` measures more pairs, each in a database of its own, and the
+target is judged on the median of their ratios (``bench.cli``). Two
+probes run each in a database of their own too:
 ``run_steps`` writes the same leads into an empty mirror with a timer on
 each step of ``upsert_leads`` (where a lead's time goes; the timers cost
 about 5% of the pass, so the passes of ``run`` go without them), and
