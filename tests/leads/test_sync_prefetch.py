@@ -323,20 +323,28 @@ def test_an_agent_group_written_again_still_names_the_connection(
     assert connection.cinc_agent_name
 
 
-def test_a_group_whose_commit_fails_leaves_the_run_where_the_group_began(
-    connection, sandbox, slow_lead_writes, monkeypatch
-):
+def fail_one_commit(monkeypatch, when):
+    """Make the first commit of the main database connection for which
+    ``when()`` is true fail as a full disk would; return a list that gets
+    an entry when it has."""
     main = db.connections["default"]
     real_commit = main.commit
     failed = []
 
     def commit():
-        if slow_lead_writes["written"] and not failed:
+        if not failed and when():
             failed.append(True)
             raise db.OperationalError("disk I/O error")
         return real_commit()
 
     monkeypatch.setattr(main, "commit", commit)
+    return failed
+
+
+def test_a_group_whose_commit_fails_leaves_the_run_where_the_group_began(
+    connection, sandbox, slow_lead_writes, monkeypatch
+):
+    failed = fail_one_commit(monkeypatch, lambda: slow_lead_writes["written"])
 
     run = run_sync(connection)
 
@@ -373,17 +381,9 @@ def test_a_group_written_again_whose_commit_fails_keeps_no_note_of_its_pages(
     # Page 4 fails, so pages 3 and 4 are rolled back and page 3 is written
     # again in a savepoint; then the commit of that rewrite fails.
     slow_lead_writes["fail_on"] = 4
-    main = db.connections["default"]
-    real_commit = main.commit
-    failed = []
-
-    def commit():
-        if slow_lead_writes["attempts"][-1:] == [(3, True)] and not failed:
-            failed.append(True)
-            raise db.OperationalError("disk I/O error")
-        return real_commit()
-
-    monkeypatch.setattr(main, "commit", commit)
+    failed = fail_one_commit(
+        monkeypatch, lambda: slow_lead_writes["attempts"][-1:] == [(3, True)]
+    )
 
     run = run_sync(connection)
 
